@@ -1,0 +1,633 @@
+/*
+ * sensor._fastpath: Python bindings of the compiled core.
+ *
+ * Arrays cross the boundary through the buffer protocol (numpy arrays,
+ * bytes, bytearray); row layouts are exported by layouts() so the Python
+ * dtypes are built from the C structs and can never drift from them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "fastpath.h"
+
+/* ------------------------------------------------------------ layouts */
+
+typedef struct {
+    const char *name;
+    const char *fmt;   /* numpy type string */
+    size_t offset;
+} field_t;
+
+#define F(type, name, fmt) {#name, fmt, offsetof(type, name)}
+
+static const field_t pkt_fields[] = {
+    F(pkt_t, ts, "<i8"), F(pkt_t, frame, "<u8"), F(pkt_t, src_hi, "<u8"),
+    F(pkt_t, src_lo, "<u8"), F(pkt_t, dst_hi, "<u8"), F(pkt_t, dst_lo, "<u8"),
+    F(pkt_t, frame_off, "<u4"), F(pkt_t, caplen, "<u4"), F(pkt_t, wirelen, "<u4"),
+    F(pkt_t, seq, "<u4"), F(pkt_t, ack, "<u4"), F(pkt_t, ip_len, "<u4"),
+    F(pkt_t, l4_len, "<u4"), F(pkt_t, l4_off, "<u4"), F(pkt_t, l3_off, "<u4"),
+    F(pkt_t, frag_id, "<u4"), F(pkt_t, frag_off, "<u4"), F(pkt_t, sport, "<u2"),
+    F(pkt_t, dport, "<u2"), F(pkt_t, window, "<u2"), F(pkt_t, urg_ptr, "<u2"),
+    F(pkt_t, linktype, "<u2"), F(pkt_t, l3_hdr_len, "<u2"), F(pkt_t, wrong_frag, "<u2"),
+    F(pkt_t, proto, "u1"), F(pkt_t, ip_ver, "u1"), F(pkt_t, tcp_flags, "u1"),
+    F(pkt_t, status, "u1"), F(pkt_t, frag_more, "u1"), F(pkt_t, ip_csum_bad, "u1"),
+};
+
+static const field_t conn_fields[] = {
+    F(conn_t, uid, "<u8"), F(conn_t, order, "<u8"), F(conn_t, ts_first, "<i8"),
+    F(conn_t, ts_last, "<i8"), F(conn_t, orig_hi, "<u8"), F(conn_t, orig_lo, "<u8"),
+    F(conn_t, resp_hi, "<u8"), F(conn_t, resp_lo, "<u8"), F(conn_t, orig_bytes, "<u8"),
+    F(conn_t, resp_bytes, "<u8"), F(conn_t, orig_ip_bytes, "<u8"),
+    F(conn_t, resp_ip_bytes, "<u8"), F(conn_t, orig_pkts, "<u8"), F(conn_t, resp_pkts, "<u8"),
+    F(conn_t, first_frame, "<u8"), F(conn_t, urgent, "<u4"), F(conn_t, wrong_fragment, "<u4"),
+    F(conn_t, orig_p, "<u2"), F(conn_t, resp_p, "<u2"), F(conn_t, proto, "u1"),
+    F(conn_t, ip_ver, "u1"), F(conn_t, conn_state, "u1"), F(conn_t, hist_len, "u1"),
+    F(conn_t, orig_state, "u1"), F(conn_t, resp_state, "u1"), F(conn_t, end_reason, "u1"),
+    {"history", "S" "32", offsetof(conn_t, history)},
+};
+
+static const field_t iface_fields[] = {
+    F(iface_t, linktype, "<u4"), F(iface_t, snaplen, "<u4"), F(iface_t, tsresol, "<i4"),
+    F(iface_t, fcs_len, "<i4"), F(iface_t, tsoffset_ns, "<i8"),
+};
+
+static PyObject *layout(const field_t *fields, size_t n, size_t itemsize)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    if (!list)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *t = Py_BuildValue("(ssn)", fields[i].name, fields[i].fmt,
+                                    (Py_ssize_t)fields[i].offset);
+        if (!t) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    return Py_BuildValue("(nN)", (Py_ssize_t)itemsize, list);
+}
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+static PyObject *py_layouts(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    return Py_BuildValue("{sNsNsN}", "pkt", layout(pkt_fields, NFIELDS(pkt_fields), sizeof(pkt_t)),
+                         "conn", layout(conn_fields, NFIELDS(conn_fields), sizeof(conn_t)),
+                         "iface", layout(iface_fields, NFIELDS(iface_fields), sizeof(iface_t)));
+}
+
+/* ---------------------------------------------------------- buffers */
+
+static int rows_view(Py_buffer *view, size_t itemsize, size_t *count)
+{
+    if (view->len < 0 || (size_t)view->len % itemsize) {
+        PyErr_SetString(PyExc_ValueError, "row buffer size is not a multiple of the row size");
+        return -1;
+    }
+    *count = (size_t)view->len / itemsize;
+    return 0;
+}
+
+/* ----------------------------------------------------------- walkers */
+
+static PyObject *walk_result(const walk_t *w)
+{
+    return Py_BuildValue("(nniiKL)", (Py_ssize_t)w->n, (Py_ssize_t)w->pos, w->status, w->damage,
+                         (unsigned long long)w->next_frame, (long long)w->last_ts);
+}
+
+static PyObject *py_walk_pcap(PyObject *self, PyObject *args)
+{
+    Py_buffer buf, out;
+    Py_ssize_t pos, rec_hdr_len;
+    int swapped, nsec;
+    unsigned int snaplen, linktype;
+    unsigned long long next_frame;
+    long long last_ts;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*niinIIw*KL", &buf, &pos, &swapped, &nsec, &rec_hdr_len,
+                          &snaplen, &linktype, &out, &next_frame, &last_ts))
+        return NULL;
+    size_t max_out;
+    PyObject *res = NULL;
+    if (rows_view(&out, sizeof(pkt_t), &max_out) == 0) {
+        if (pos < 0 || pos > buf.len || rec_hdr_len < 16) {
+            PyErr_SetString(PyExc_ValueError, "bad walk position");
+        } else {
+            walk_t w = {(size_t)pos, 0, next_frame, last_ts, 0, 0};
+            walk_pcap(buf.buf, (size_t)buf.len, swapped, nsec, (size_t)rec_hdr_len, snaplen,
+                      linktype, out.buf, max_out, &w);
+            res = walk_result(&w);
+        }
+    }
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&out);
+    return res;
+}
+
+static PyObject *py_walk_pcapng(PyObject *self, PyObject *args)
+{
+    Py_buffer buf, ifaces, out;
+    Py_ssize_t pos;
+    int swapped;
+    unsigned long long next_frame;
+    long long last_ts;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*niy*w*KL", &buf, &pos, &swapped, &ifaces, &out, &next_frame,
+                          &last_ts))
+        return NULL;
+    size_t max_out, n_ifaces;
+    PyObject *res = NULL;
+    if (rows_view(&out, sizeof(pkt_t), &max_out) == 0 &&
+        rows_view(&ifaces, sizeof(iface_t), &n_ifaces) == 0) {
+        if (pos < 0 || pos > buf.len) {
+            PyErr_SetString(PyExc_ValueError, "bad walk position");
+        } else {
+            walk_t w = {(size_t)pos, 0, next_frame, last_ts, 0, 0};
+            walk_pcapng(buf.buf, (size_t)buf.len, swapped, ifaces.buf, n_ifaces, out.buf, max_out,
+                        &w);
+            res = walk_result(&w);
+        }
+    }
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&ifaces);
+    PyBuffer_Release(&out);
+    return res;
+}
+
+static PyObject *resync_result(size_t pos, int need_more)
+{
+    return Py_BuildValue("(nO)", pos == (size_t)-1 ? (Py_ssize_t)-1 : (Py_ssize_t)pos,
+                         need_more ? Py_True : Py_False);
+}
+
+static PyObject *py_resync_pcap(PyObject *self, PyObject *args)
+{
+    Py_buffer buf;
+    Py_ssize_t start, rec_hdr_len;
+    int swapped, nsec, at_eof;
+    unsigned int snaplen;
+    long long last_ts;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*niinILp", &buf, &start, &swapped, &nsec, &rec_hdr_len,
+                          &snaplen, &last_ts, &at_eof))
+        return NULL;
+    PyObject *res = NULL;
+    if (start < 0 || start > buf.len || rec_hdr_len < 16) {
+        PyErr_SetString(PyExc_ValueError, "bad resync position");
+    } else {
+        int need_more = 0;
+        size_t p = resync_pcap(buf.buf, (size_t)start, (size_t)buf.len, swapped, nsec,
+                               (size_t)rec_hdr_len, snaplen, last_ts, at_eof, &need_more);
+        res = resync_result(p, need_more);
+    }
+    PyBuffer_Release(&buf);
+    return res;
+}
+
+static PyObject *py_resync_pcapng(PyObject *self, PyObject *args)
+{
+    Py_buffer buf;
+    Py_ssize_t start;
+    int swapped, at_eof;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nip", &buf, &start, &swapped, &at_eof))
+        return NULL;
+    PyObject *res = NULL;
+    if (start < 0 || start > buf.len) {
+        PyErr_SetString(PyExc_ValueError, "bad resync position");
+    } else {
+        int need_more = 0;
+        size_t p = resync_pcapng(buf.buf, (size_t)start, (size_t)buf.len, swapped, at_eof,
+                                 &need_more);
+        res = resync_result(p, need_more);
+    }
+    PyBuffer_Release(&buf);
+    return res;
+}
+
+/* ------------------------------------------------------------ decode */
+
+static PyObject *py_decode(PyObject *self, PyObject *args)
+{
+    Py_buffer buf, rows;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*w*", &buf, &rows))
+        return NULL;
+    size_t n;
+    PyObject *res = NULL;
+    if (rows_view(&rows, sizeof(pkt_t), &n) == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        decode_rows(buf.buf, (size_t)buf.len, rows.buf, n);
+        Py_END_ALLOW_THREADS
+        res = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&rows);
+    return res;
+}
+
+/* ----------------------------------------------------------- Tracker */
+
+typedef struct {
+    PyObject_HEAD
+    tracker_t *tr;
+} TrackerObject;
+
+static int Tracker_init(TrackerObject *self, PyObject *args, PyObject *kwds)
+{
+    timeouts_t t;
+    Py_buffer likely_tcp, likely_udp;
+    unsigned long long hash_seed, uid_seed;
+    (void)kwds;
+    if (!PyArg_ParseTuple(args, "(LLLLLLL)y*y*KK", &t.tcp_inactivity, &t.tcp_handshake,
+                          &t.tcp_attempt, &t.tcp_close, &t.udp_inactivity, &t.icmp_inactivity,
+                          &t.max_lifetime, &likely_tcp, &likely_udp, &hash_seed, &uid_seed))
+        return -1;
+    int rc = -1;
+    if (likely_tcp.len != 65536 || likely_udp.len != 65536) {
+        PyErr_SetString(PyExc_ValueError, "likely-server port tables must have 65536 entries");
+    } else {
+        tracker_free(self->tr);
+        self->tr = tracker_new(&t, likely_tcp.buf, likely_udp.buf, hash_seed, uid_seed);
+        if (!self->tr)
+            PyErr_NoMemory();
+        else
+            rc = 0;
+    }
+    PyBuffer_Release(&likely_tcp);
+    PyBuffer_Release(&likely_udp);
+    return rc;
+}
+
+static void Tracker_dealloc(TrackerObject *self)
+{
+    tracker_free(self->tr);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int tracker_ready(TrackerObject *self)
+{
+    if (!self->tr) {
+        PyErr_SetString(PyExc_RuntimeError, "Tracker is not initialised");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *Tracker_process(TrackerObject *self, PyObject *args)
+{
+    Py_buffer rows;
+    if (!tracker_ready(self) || !PyArg_ParseTuple(args, "y*", &rows))
+        return NULL;
+    size_t n;
+    int rc = -2;
+    if (rows_view(&rows, sizeof(pkt_t), &n) == 0)
+        rc = tracker_process(self->tr, rows.buf, n);
+    PyBuffer_Release(&rows);
+    if (rc == -1)
+        return PyErr_NoMemory();
+    if (rc == -2)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Tracker_expire(TrackerObject *self, PyObject *args)
+{
+    long long now;
+    if (!tracker_ready(self) || !PyArg_ParseTuple(args, "L", &now))
+        return NULL;
+    if (tracker_expire(self->tr, now) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *Tracker_flush(TrackerObject *self, PyObject *args)
+{
+    (void)args;
+    if (!tracker_ready(self))
+        return NULL;
+    if (tracker_flush(self->tr) < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *Tracker_take(TrackerObject *self, PyObject *args)
+{
+    (void)args;
+    if (!tracker_ready(self))
+        return NULL;
+    size_t n;
+    conn_t *out = tracker_output(self->tr, &n);
+    PyObject *b = PyByteArray_FromStringAndSize((const char *)out, (Py_ssize_t)(n * sizeof(conn_t)));
+    if (b)
+        tracker_clear_output(self->tr);
+    return b;
+}
+
+static PyObject *Tracker_watermark(TrackerObject *self, PyObject *args)
+{
+    (void)args;
+    if (!tracker_ready(self))
+        return NULL;
+    return PyLong_FromUnsignedLongLong(tracker_watermark(self->tr));
+}
+
+static PyObject *Tracker_get_active(TrackerObject *self, void *closure)
+{
+    (void)closure;
+    if (!tracker_ready(self))
+        return NULL;
+    return PyLong_FromSize_t(tracker_active(self->tr));
+}
+
+static PyObject *Tracker_get_memory(TrackerObject *self, void *closure)
+{
+    (void)closure;
+    if (!tracker_ready(self))
+        return NULL;
+    return PyLong_FromSize_t(tracker_memory(self->tr));
+}
+
+static PyMethodDef Tracker_methods[] = {
+    {"process", (PyCFunction)Tracker_process, METH_VARARGS,
+     "process(rows): feed decoded packet rows (status OK rows only are used)."},
+    {"expire", (PyCFunction)Tracker_expire, METH_VARARGS,
+     "expire(now_ns): finish every connection whose deadline has passed."},
+    {"flush", (PyCFunction)Tracker_flush, METH_NOARGS, "flush(): finish every connection."},
+    {"take", (PyCFunction)Tracker_take, METH_NOARGS,
+     "take() -> bytearray of finished connection records (conn layout)."},
+    {"watermark", (PyCFunction)Tracker_watermark, METH_NOARGS,
+     "watermark() -> lowest creation order among open connections."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Tracker_getset[] = {
+    {"active", (getter)Tracker_get_active, NULL, "open connections", NULL},
+    {"memory", (getter)Tracker_get_memory, NULL, "bytes held by the tracker", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TrackerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sensor._fastpath.Tracker",
+    .tp_basicsize = sizeof(TrackerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Tracker(timeouts_ns, likely_tcp, likely_udp, hash_seed, uid_seed)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Tracker_init,
+    .tp_dealloc = (destructor)Tracker_dealloc,
+    .tp_methods = Tracker_methods,
+    .tp_getset = Tracker_getset,
+};
+
+/* ------------------------------------------------------------ format */
+
+static size_t fmt_size(char f)
+{
+    switch (f) {
+    case 'b': case 'B': case '?': return 1;
+    case 'h': case 'H': return 2;
+    case 'i': case 'I': case 'f': return 4;
+    default: return 8;
+    }
+}
+
+/* Resolve (buffer, offset, stride, fmt) into a checked base pointer. */
+static int column_source(PyObject *obj, Py_ssize_t offset, Py_ssize_t stride, char fmt,
+                         size_t n_rows, Py_buffer *view, const uint8_t **base, size_t width)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    size_t w = width ? width : fmt_size(fmt);
+    if (n_rows) {
+        Py_ssize_t last = offset + (Py_ssize_t)(n_rows - 1) * stride;
+        if (offset < 0 || stride < 0 || last < 0 || (size_t)last + w > (size_t)view->len) {
+            PyBuffer_Release(view);
+            PyErr_SetString(PyExc_ValueError, "column lies outside its buffer");
+            return -1;
+        }
+    }
+    *base = (const uint8_t *)view->buf + offset;
+    return 0;
+}
+
+static PyObject *py_format(PyObject *self, PyObject *args)
+{
+    PyObject *spec;
+    Py_ssize_t n_rows;
+    int csv;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!np", &PyList_Type, &spec, &n_rows, &csv))
+        return NULL;
+    if (n_rows < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative row count");
+        return NULL;
+    }
+    Py_ssize_t n_cols = PyList_GET_SIZE(spec);
+    column_t *cols = calloc((size_t)n_cols + 1, sizeof(column_t));
+    Py_buffer *views = calloc((size_t)n_cols * 2 + 1, sizeof(Py_buffer));
+    const char **names = NULL;
+    size_t *name_lens = NULL;
+    size_t n_names_total = 0, names_used = 0;
+    int n_views = 0;
+    PyObject *result = NULL;
+    char *out = NULL;
+
+    if (!cols || !views) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_cols; i++) {
+        PyObject *t = PyList_GET_ITEM(spec, i);
+        PyObject *nm = PyTuple_Check(t) && PyTuple_GET_SIZE(t) == 13 ? PyTuple_GET_ITEM(t, 12) : NULL;
+        if (nm && PyTuple_Check(nm))
+            n_names_total += (size_t)PyTuple_GET_SIZE(nm);
+    }
+    names = calloc(n_names_total + 1, sizeof(char *));
+    name_lens = calloc(n_names_total + 1, sizeof(size_t));
+    if (!names || !name_lens) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_cols; i++) {
+        column_t *c = cols + i;
+        int kind, decimals;
+        const char *key;
+        Py_ssize_t key_len, off, stride, off2, stride2, width;
+        PyObject *src, *src2, *name_tuple;
+        int fmt, fmt2;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(spec, i), "is#OnnCOnnCinO", &kind, &key, &key_len,
+                              &src, &off, &stride, &fmt, &src2, &off2, &stride2, &fmt2, &decimals,
+                              &width, &name_tuple))
+            goto done;
+        c->kind = kind;
+        c->key = key;
+        c->key_len = (size_t)key_len;
+        c->fmt = (char)fmt;
+        c->fmt2 = (char)fmt2;
+        c->stride = stride;
+        c->stride2 = stride2;
+        c->decimals = decimals < 0 ? 0 : (decimals > 9 ? 9 : decimals);
+        c->width = width < 0 ? 0 : (size_t)width;
+        if (kind == COL_OPEN || kind == COL_CLOSE)
+            continue;
+        if (column_source(src, off, stride, (char)fmt, (size_t)n_rows, &views[n_views],
+                          &c->base, kind == COL_CHARS ? c->width : 0) < 0)
+            goto done;
+        n_views++;
+        if (kind == COL_ADDR || kind == COL_CHARS) {
+            if (column_source(src2, off2, stride2, (char)fmt2, (size_t)n_rows, &views[n_views],
+                              &c->base2, 0) < 0)
+                goto done;
+            n_views++;
+        }
+        if (kind == COL_ENUM) {
+            if (!PyTuple_Check(name_tuple)) {
+                PyErr_SetString(PyExc_TypeError, "enum column needs a tuple of names");
+                goto done;
+            }
+            c->names = names + names_used;
+            c->name_lens = name_lens + names_used;
+            c->n_names = (size_t)PyTuple_GET_SIZE(name_tuple);
+            for (size_t k = 0; k < c->n_names; k++) {
+                PyObject *s = PyTuple_GET_ITEM(name_tuple, (Py_ssize_t)k);
+                char *p;
+                Py_ssize_t len;
+                if (PyBytes_AsStringAndSize(s, &p, &len) < 0)
+                    goto done;
+                names[names_used] = p;
+                name_lens[names_used++] = (size_t)len;
+            }
+        }
+    }
+    size_t bound = format_row_bound(cols, (size_t)n_cols);
+    size_t cap = bound * (size_t)n_rows + 1;
+    out = malloc(cap);
+    if (!out) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    ptrdiff_t written;
+    Py_BEGIN_ALLOW_THREADS
+    written = format_rows(cols, (size_t)n_cols, (size_t)n_rows, csv, out, cap);
+    Py_END_ALLOW_THREADS
+    if (written < 0)
+        PyErr_SetString(PyExc_RuntimeError, "formatter overflow");
+    else
+        result = PyBytes_FromStringAndSize(out, written);
+done:
+    for (int i = 0; i < n_views; i++)
+        PyBuffer_Release(&views[i]);
+    free(out);
+    free(cols);
+    free(views);
+    free(names);
+    free(name_lens);
+    return result;
+}
+
+/* ------------------------------------------------------------ module */
+
+/* PyModule_Add() arrived in 3.13; this steals the reference the same way. */
+static int add_owned(PyObject *m, const char *name, PyObject *value)
+{
+    if (!value)
+        return -1;
+    int rc = PyModule_AddObjectRef(m, name, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+static PyObject *name_tuple(const char *const *names, size_t n)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *s = PyUnicode_FromString(names[i]);
+        if (!s) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, s);
+    }
+    return t;
+}
+
+static const char *const status_names[PKT_STATUS_COUNT] = {
+    "ok", "fragment", "absorbed", "not_ip", "other_ip_protocol", "wlan_skipped",
+    "unsupported_link_type", "truncated_link_header", "bad_ip_version", "ip_header_short",
+    "ip_header_truncated", "ip_bad_total_length", "ip_length_beyond_frame", "ipv6_bad_extension",
+    "tcp_bad_data_offset", "transport_header_short", "transport_header_truncated",
+};
+
+static const char *const conn_state_names[CS_COUNT] = {
+    "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
+};
+
+static const char *const end_reason_names[END_COUNT] = {"timeout", "reuse", "lifetime", "flush"};
+
+static const char *const damage_names[DAMAGE_COUNT] = {
+    "none", "caplen_over_snaplen", "caplen_over_max", "block_length", "block_trailer",
+    "block_body", "unknown_interface",
+};
+
+static const char *const ep_state_names[] = {
+    "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET",
+};
+
+static PyMethodDef module_methods[] = {
+    {"layouts", py_layouts, METH_NOARGS, "Row layouts: {name: (itemsize, [(field, type, offset)])}."},
+    {"walk_pcap", py_walk_pcap, METH_VARARGS, "Walk classic-pcap records into packet rows."},
+    {"walk_pcapng", py_walk_pcapng, METH_VARARGS, "Walk pcapng blocks into packet rows."},
+    {"resync_pcap", py_resync_pcap, METH_VARARGS, "Find the next plausible pcap record."},
+    {"resync_pcapng", py_resync_pcapng, METH_VARARGS, "Find the next plausible pcapng block."},
+    {"decode", py_decode, METH_VARARGS, "decode(buffer, rows): fill header columns in place."},
+    {"format", py_format, METH_VARARGS, "format(columns, n_rows, csv) -> bytes"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "sensor._fastpath", "The sensor's compiled core.", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastpath(void)
+{
+    if (PyType_Ready(&TrackerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Tracker", (PyObject *)&TrackerType) < 0 ||
+        add_owned(m, "STATUS_NAMES", name_tuple(status_names, PKT_STATUS_COUNT)) < 0 ||
+        add_owned(m, "CONN_STATES", name_tuple(conn_state_names, CS_COUNT)) < 0 ||
+        add_owned(m, "END_REASONS", name_tuple(end_reason_names, END_COUNT)) < 0 ||
+        add_owned(m, "DAMAGE_NAMES", name_tuple(damage_names, DAMAGE_COUNT)) < 0 ||
+        add_owned(m, "EP_STATES", name_tuple(ep_state_names, 7)) < 0 ||
+        PyModule_AddIntConstant(m, "FIRST_MALFORMED", PKT_FIRST_MALFORMED) < 0 ||
+        PyModule_AddIntConstant(m, "WALK_NEED_MORE", WALK_NEED_MORE) < 0 ||
+        PyModule_AddIntConstant(m, "WALK_FULL", WALK_FULL) < 0 ||
+        PyModule_AddIntConstant(m, "WALK_BAD_RECORD", WALK_BAD_RECORD) < 0 ||
+        PyModule_AddIntConstant(m, "WALK_CONTROL_BLOCK", WALK_CONTROL_BLOCK) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_CAPLEN", MAX_CAPLEN) < 0 ||
+        PyModule_AddIntConstant(m, "COL_INT", COL_INT) < 0 ||
+        PyModule_AddIntConstant(m, "COL_FIXED", COL_FIXED) < 0 ||
+        PyModule_AddIntConstant(m, "COL_NS_SECONDS", COL_NS_SECONDS) < 0 ||
+        PyModule_AddIntConstant(m, "COL_ENUM", COL_ENUM) < 0 ||
+        PyModule_AddIntConstant(m, "COL_ADDR", COL_ADDR) < 0 ||
+        PyModule_AddIntConstant(m, "COL_CHARS", COL_CHARS) < 0 ||
+        PyModule_AddIntConstant(m, "COL_UID", COL_UID) < 0 ||
+        PyModule_AddIntConstant(m, "COL_OPEN", COL_OPEN) < 0 ||
+        PyModule_AddIntConstant(m, "COL_CLOSE", COL_CLOSE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

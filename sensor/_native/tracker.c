@@ -1,0 +1,932 @@
+/*
+ * Connection tracker: one record per connection, keyed like Zeek.
+ *
+ *  - TCP and UDP: the bidirectional 5-tuple.  The originator is the sender
+ *    of the first packet, flipped by Zeek's likely-server-port heuristic
+ *    when a connection starts without a pure SYN (TCP) or from a server
+ *    port (UDP).
+ *  - ICMP/ICMPv6: one record per direction and (type, code), as KDD does.
+ *
+ * The TCP part reproduces Zeek's per-endpoint state machine, its history
+ * string and its sequence-space byte counts (TCPSessionAdapter.cc,
+ * TCP_Endpoint.cc, conn_state() in base/protocols/conn/main.zeek); the
+ * spec is ../shared/kdd-features.md sections 1 and 3.  Timers are replaced
+ * by one deadline per connection, checked when a packet for it arrives
+ * and by a sweep, so results do not depend on batch boundaries.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fastpath.h"
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+#define TH_URG 0x20
+
+#define TOO_LARGE_SEQ_DELTA 1048576
+
+/* history "seen" bits; the responder's are shifted left by 16 */
+enum { H_SYN = 1, H_FIN = 2, H_RST = 4, H_DATA = 8, H_ACK = 16, H_MULTI = 32, H_FINRST = 64 };
+
+typedef struct {
+    uint64_t hist_last_syn, hist_last_fin, hist_last_rst;
+    uint32_t start_seq, last_seq, ack_seq;
+    uint32_t seq_wraps, ack_wraps;
+    uint32_t rxmt_cnt, rxmt_thresh, win0_cnt, win0_thresh;
+    uint8_t state, prev_state, did_close, fin_cnt;
+} ep_t;
+
+typedef struct {
+    uint64_t hash;
+    uint64_t a_hi, a_lo, b_hi, b_lo;       /* originator, responder */
+    uint64_t order, first_frame, uid;
+    int64_t ts_first, ts_last, deadline;
+    int64_t attempt_ts;                    /* when the originator's SYN was first seen */
+    int64_t close_ts;                      /* when the close became complete; -1 if not */
+    uint64_t pkts[2], ip_bytes[2], bytes[2];
+    uint32_t urgent, wrong_frag, hist_seen;
+    uint16_t a_p, b_p;
+    uint8_t proto, ip_ver, in_use, left_handshake, hist_len;
+    char history[HIST_MAX];
+    ep_t ep[2];                            /* [0] originator, [1] responder */
+} flow_t;
+
+struct tracker {
+    timeouts_t to;
+    uint8_t likely_tcp[65536];
+    uint8_t likely_udp[65536];
+    uint64_t hash_seed, uid_seed;
+    flow_t *flows;
+    size_t flows_cap, flows_hw, active;
+    int32_t *free_idx;
+    size_t n_free;
+    int32_t *slots;
+    size_t slot_cap;
+    conn_t *out;
+    size_t n_out, out_cap;
+    uint64_t next_order;
+    int64_t now;
+};
+
+/* ------------------------------------------------------------ hashing */
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+static inline uint64_t hash_endpoint(uint64_t seed, uint64_t hi, uint64_t lo, uint16_t port)
+{
+    return mix64(mix64(seed ^ hi) ^ lo ^ ((uint64_t)port << 48) ^ port);
+}
+
+static uint64_t key_hash(const tracker_t *tr, uint8_t proto, uint64_t a_hi, uint64_t a_lo,
+                         uint16_t a_p, uint64_t b_hi, uint64_t b_lo, uint16_t b_p)
+{
+    uint64_t h1 = hash_endpoint(tr->hash_seed, a_hi, a_lo, a_p);
+    uint64_t h2 = hash_endpoint(tr->hash_seed, b_hi, b_lo, b_p);
+    if (proto == 1 || proto == 58)  /* ICMP: directional */
+        return mix64(h1 * 0x9E3779B97F4A7C15ull ^ h2 ^ (0x100u | proto));
+    uint64_t lo = h1 < h2 ? h1 : h2, hi = h1 < h2 ? h2 : h1;
+    return mix64(lo * 0x9E3779B97F4A7C15ull ^ hi ^ proto);
+}
+
+static int is_directional(uint8_t proto)
+{
+    return proto == 1 || proto == 58;
+}
+
+/* ------------------------------------------------------- flow table */
+
+static int table_resize(tracker_t *tr, size_t cap)
+{
+    int32_t *slots = malloc(cap * sizeof(int32_t));
+    if (!slots)
+        return -1;
+    memset(slots, 0xFF, cap * sizeof(int32_t));
+    size_t mask = cap - 1;
+    for (size_t i = 0; i < tr->flows_hw; i++) {
+        if (!tr->flows[i].in_use)
+            continue;
+        size_t s = tr->flows[i].hash & mask;
+        while (slots[s] >= 0)
+            s = (s + 1) & mask;
+        slots[s] = (int32_t)i;
+    }
+    free(tr->slots);
+    tr->slots = slots;
+    tr->slot_cap = cap;
+    return 0;
+}
+
+/* dir: 0 when the packet travels orig -> resp, 1 for resp -> orig */
+static int32_t table_find(const tracker_t *tr, uint64_t h, const pkt_t *r, int *dir)
+{
+    size_t mask = tr->slot_cap - 1;
+    for (size_t s = h & mask;; s = (s + 1) & mask) {
+        int32_t idx = tr->slots[s];
+        if (idx < 0)
+            return -1;
+        const flow_t *f = tr->flows + idx;
+        if (f->hash != h || f->proto != r->proto)
+            continue;
+        if (f->a_hi == r->src_hi && f->a_lo == r->src_lo && f->b_hi == r->dst_hi &&
+            f->b_lo == r->dst_lo && f->a_p == r->sport && f->b_p == r->dport) {
+            *dir = 0;
+            return idx;
+        }
+        if (!is_directional(r->proto) && f->a_hi == r->dst_hi && f->a_lo == r->dst_lo &&
+            f->b_hi == r->src_hi && f->b_lo == r->src_lo && f->a_p == r->dport &&
+            f->b_p == r->sport) {
+            *dir = 1;
+            return idx;
+        }
+    }
+}
+
+static void table_remove(tracker_t *tr, int32_t idx)
+{
+    size_t mask = tr->slot_cap - 1;
+    size_t i = tr->flows[idx].hash & mask;
+    while (tr->slots[i] != idx)
+        i = (i + 1) & mask;
+    /* backward-shift deletion keeps probe chains intact without tombstones */
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        int32_t e = tr->slots[j];
+        if (e < 0)
+            break;
+        size_t home = tr->flows[e].hash & mask;
+        int move = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
+        if (move) {
+            tr->slots[i] = e;
+            i = j;
+        }
+    }
+    tr->slots[i] = -1;
+}
+
+static int32_t flow_alloc(tracker_t *tr)
+{
+    if ((tr->active + 1) * 2 > tr->slot_cap && table_resize(tr, tr->slot_cap * 2) < 0)
+        return -1;
+    if (tr->n_free)
+        return tr->free_idx[--tr->n_free];
+    if (tr->flows_hw == tr->flows_cap) {
+        size_t cap = tr->flows_cap * 2;
+        flow_t *flows = realloc(tr->flows, cap * sizeof(flow_t));
+        int32_t *free_idx = realloc(tr->free_idx, cap * sizeof(int32_t));
+        if (free_idx)
+            tr->free_idx = free_idx;
+        if (!flows || !free_idx) {
+            if (flows)
+                tr->flows = flows;
+            return -1;
+        }
+        tr->flows = flows;
+        tr->flows_cap = cap;
+    }
+    return (int32_t)tr->flows_hw++;
+}
+
+/* ------------------------------------------------------------ history */
+
+static void add_history(flow_t *f, int dir, char code)
+{
+    if (dir)
+        code = (char)(code - 'A' + 'a');
+    if (f->hist_len < HIST_MAX)
+        f->history[f->hist_len++] = code;
+}
+
+static void add_history_raw(flow_t *f, char code)
+{
+    if (f->hist_len < HIST_MAX)
+        f->history[f->hist_len++] = code;
+}
+
+/* Record `code` the first time its event is seen in this direction.
+   Returns 1 when it had been seen before. */
+static int check_history(flow_t *f, int dir, uint32_t mask, char code)
+{
+    mask <<= dir ? 16 : 0;
+    if (f->hist_seen & mask)
+        return 1;
+    f->hist_seen |= mask;
+    add_history(f, dir, code);
+    return 0;
+}
+
+/* Letters for repeated events (retransmission, zero window) are written
+   at the 1st, 10th, 100th, ... occurrence. */
+static void scaled_history(flow_t *f, int dir, char code, uint32_t *cnt, uint32_t *thresh)
+{
+    if (++*cnt == *thresh) {
+        add_history(f, dir, code);
+        *thresh = *thresh == 1 ? 10 : *thresh * 10;
+    }
+}
+
+/* ---------------------------------------------------- TCP endpoints */
+
+static inline int32_t seq_delta(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b);
+}
+
+static void ep_init_seqs(ep_t *ep, uint32_t start, uint32_t last)
+{
+    ep->start_seq = start;
+    ep->ack_seq = start;
+    ep->last_seq = last;
+    ep->seq_wraps = ep->ack_wraps = 0;
+}
+
+static void ep_update_last(ep_t *ep, uint32_t seq)
+{
+    if (seq < ep->last_seq)
+        ep->seq_wraps++;
+    ep->last_seq = seq;
+}
+
+static void ep_update_ack(ep_t *ep, uint32_t seq)
+{
+    if (seq < ep->ack_seq)
+        ep->ack_wraps++;
+    ep->ack_seq = seq;
+}
+
+/* Sequence number relative to the endpoint's initial sequence number,
+   across 32-bit wraps.  *underflow is set when it lies before the start. */
+static uint64_t relative_seq(const ep_t *ep, uint32_t cur, uint32_t last, uint32_t wraps,
+                             int *underflow)
+{
+    int32_t delta = seq_delta(cur, last);
+    if (delta < 0) {
+        if (wraps && cur > last)
+            wraps--;
+    } else if (delta > 0) {
+        if (cur < last)
+            wraps++;
+    }
+    if (wraps == 0) {
+        int32_t d = seq_delta(cur, ep->start_seq);
+        if (d < 0 && underflow)
+            *underflow = 1;
+        return (uint64_t)(int64_t)d;
+    }
+    return (((uint64_t)wraps << 32) | cur) - (uint64_t)ep->start_seq;
+}
+
+static int ep_no_data_acked(const ep_t *ep)
+{
+    uint64_t ack = ((uint64_t)ep->ack_wraps << 32) | ep->ack_seq;
+    return ack == ep->start_seq || ack == (uint64_t)ep->start_seq + 1;
+}
+
+/* Payload bytes from sequence space: highest sequence number seen or
+   acknowledged, minus the initial one, minus the SYN and FIN octets. */
+static uint64_t ep_size(const ep_t *ep, const ep_t *peer)
+{
+    if (ep->prev_state == EP_SYN_SENT && ep->state == EP_RESET && peer->state == EP_INACTIVE &&
+        !ep_no_data_acked(ep))
+        return 0;  /* a half-open connection aborted: its sequence numbers mean nothing */
+    uint64_t last = ((uint64_t)ep->seq_wraps << 32) | ep->last_seq;
+    uint64_t ack = ((uint64_t)ep->ack_wraps << 32) | ep->ack_seq;
+    uint64_t top = last > ack ? last : ack;
+    if (top <= ep->start_seq)
+        return 0;
+    uint64_t size = top - ep->start_seq;
+    if (size)
+        size--;
+    if (ep->fin_cnt && size)
+        size--;
+    return size;
+}
+
+static int is_handshake(uint8_t s)
+{
+    return s == EP_INACTIVE || s == EP_SYN_SENT || s == EP_SYN_ACK_SENT;
+}
+
+static void set_state(flow_t *f, ep_t *ep, const ep_t *peer, uint8_t state)
+{
+    if (state == ep->state)
+        return;
+    if (!is_handshake(state) && is_handshake(ep->state) && is_handshake(peer->state))
+        f->left_handshake = 1;
+    ep->prev_state = ep->state;
+    ep->state = state;
+}
+
+static void init_endpoint(ep_t *ep, uint8_t flags, uint32_t first_seq, uint32_t last_seq)
+{
+    int syn = flags & TH_SYN;
+    switch (ep->state) {
+    case EP_INACTIVE:
+        if (syn)
+            ep_init_seqs(ep, first_seq, last_seq);
+        else  /* partial: number as though a SYN was seen */
+            ep_init_seqs(ep, first_seq - 1, first_seq);
+        break;
+    case EP_SYN_SENT:
+    case EP_SYN_ACK_SENT:
+        if (syn && first_seq != ep->start_seq)
+            ep_init_seqs(ep, first_seq, last_seq);
+        break;
+    case EP_ESTABLISHED:
+    case EP_PARTIAL:
+        if (syn)
+            ep_init_seqs(ep, first_seq, last_seq);
+        break;
+    case EP_RESET:
+        if (syn && ep->prev_state == EP_INACTIVE)
+            ep_init_seqs(ep, first_seq, last_seq);
+        break;
+    default:
+        break;
+    }
+}
+
+static void update_history(flow_t *f, int dir, ep_t *ep, uint8_t flags, uint64_t rel_seq,
+                           uint32_t len)
+{
+    int syn = !!(flags & TH_SYN), fin = !!(flags & TH_FIN), rst = !!(flags & TH_RST);
+    int bits = syn + fin + rst;
+
+    if (bits > 1) {
+        if (fin && rst)
+            check_history(f, dir, H_FINRST, 'I');
+        else
+            check_history(f, dir, H_MULTI, 'Q');
+    } else if (bits == 1) {
+        if (syn) {
+            char code = (flags & TH_ACK) ? 'H' : 'S';
+            if (check_history(f, dir, H_SYN, code) && rel_seq != ep->hist_last_syn)
+                add_history(f, dir, code);
+            ep->hist_last_syn = rel_seq;
+        }
+        if (fin) {  /* a FIN's sequence number is the one after its data */
+            if (check_history(f, dir, H_FIN, 'F') && rel_seq + len != ep->hist_last_fin)
+                add_history(f, dir, 'F');
+            ep->hist_last_fin = rel_seq + len;
+        }
+        if (rst) {
+            if (check_history(f, dir, H_RST, 'R') && rel_seq != ep->hist_last_rst)
+                add_history(f, dir, 'R');
+            ep->hist_last_rst = rel_seq;
+        }
+    } else if (len) {
+        check_history(f, dir, H_DATA, 'D');
+    } else if (flags & TH_ACK) {
+        check_history(f, dir, H_ACK, 'A');
+    }
+}
+
+static int32_t update_last_seq(flow_t *f, int dir, ep_t *ep, uint32_t last_seq, uint8_t flags,
+                               uint32_t len)
+{
+    int32_t delta = seq_delta(last_seq, ep->last_seq);
+    if ((flags & (TH_SYN | TH_RST)) && (delta > TOO_LARGE_SEQ_DELTA || delta < -TOO_LARGE_SEQ_DELTA))
+        ;  /* implausible jump on a SYN or RST: ignore */
+    else if ((flags & TH_FIN) && ep->last_seq == ep->start_seq + 1)
+        ep_update_last(ep, last_seq);  /* a FIN after only the SYN: trust it even backwards */
+    else if (ep->state == EP_RESET)
+        ;  /* nothing after a RST is trusted */
+    else if (delta > 0)
+        ep_update_last(ep, last_seq);
+    else if (len > 0)
+        scaled_history(f, dir, 'T', &ep->rxmt_cnt, &ep->rxmt_thresh);
+    return delta;
+}
+
+static void flip_roles(flow_t *f)
+{
+    uint64_t t64;
+    uint16_t t16;
+    ep_t tep;
+
+#define SWAP(a, b, tmp) (tmp = (a), (a) = (b), (b) = tmp)
+    SWAP(f->a_hi, f->b_hi, t64);
+    SWAP(f->a_lo, f->b_lo, t64);
+    SWAP(f->a_p, f->b_p, t16);
+    SWAP(f->pkts[0], f->pkts[1], t64);
+    SWAP(f->ip_bytes[0], f->ip_bytes[1], t64);
+    SWAP(f->bytes[0], f->bytes[1], t64);
+    SWAP(f->ep[0], f->ep[1], tep);
+#undef SWAP
+    f->hist_seen = (f->hist_seen >> 16) | (f->hist_seen << 16);
+    add_history_raw(f, '^');
+}
+
+static void connection_closed(flow_t *f, ep_t *ep, const ep_t *peer)
+{
+    if (ep->did_close)
+        return;
+    ep->did_close = 1;
+    if ((ep->state == EP_RESET || peer->did_close || peer->state == EP_INACTIVE) && f->close_ts < 0)
+        f->close_ts = f->ts_last;
+}
+
+/* The endpoint state machine; returns whether this packet closed its
+   sender.  *dir is updated when a SYN/SYN-ACK reversal flips the roles. */
+static int update_state_machine(flow_t *f, int *dir, const pkt_t *r, int32_t delta_last,
+                                int64_t ts)
+{
+    ep_t *ep = &f->ep[*dir], *peer = &f->ep[1 - *dir];
+    uint8_t flags = r->tcp_flags;
+    int syn = flags & TH_SYN, fin = flags & TH_FIN, rst = flags & TH_RST, ack = flags & TH_ACK;
+    int sent_by_orig = *dir == 0;
+    int do_close = 0;
+    (void)delta_last;
+
+    switch (ep->state) {
+    case EP_INACTIVE:
+        if (syn) {
+            if (sent_by_orig) {
+                set_state(f, ep, peer, ack ? EP_SYN_ACK_SENT : EP_SYN_SENT);
+                if (f->attempt_ts < 0)
+                    f->attempt_ts = ts;
+            } else {
+                if (!ack && peer->state == EP_SYN_ACK_SENT && r->seq == ep->start_seq) {
+                    /* the SYN/ACK was seen before its SYN: swap the roles */
+                    flip_roles(f);
+                    *dir = 0;
+                    ep = &f->ep[0];
+                    peer = &f->ep[1];
+                    set_state(f, peer, ep, EP_ESTABLISHED);
+                }
+                if (peer->state == EP_SYN_SENT)
+                    set_state(f, peer, ep, EP_ESTABLISHED);
+                set_state(f, ep, peer, EP_ESTABLISHED);
+            }
+        }
+        if (fin) {
+            set_state(f, ep, peer, EP_CLOSED);
+            do_close = 1;
+        }
+        if (rst) {
+            set_state(f, ep, peer, EP_RESET);
+            do_close = 1;
+        }
+        if (ep->state == EP_INACTIVE) {  /* no control flag moved it */
+            if (!sent_by_orig && r->l4_len == 0 && f->ep[0].state == EP_SYN_SENT)
+                ;  /* an ACK of the SYN before the SYN/ACK: not a partial connection */
+            else if (ack && peer->state == EP_ESTABLISHED)
+                set_state(f, ep, peer, EP_ESTABLISHED);  /* the SYN was missed */
+            else
+                set_state(f, ep, peer, EP_PARTIAL);
+        }
+        break;
+    case EP_SYN_SENT:
+    case EP_SYN_ACK_SENT:
+        if (fin) {
+            set_state(f, ep, peer, EP_CLOSED);
+            do_close = 1;
+        }
+        if (rst) {
+            set_state(f, ep, peer, EP_RESET);
+            do_close = 1;
+        }
+        break;
+    case EP_ESTABLISHED:
+    case EP_PARTIAL:
+        if (syn && ep->state == EP_PARTIAL && peer->state == EP_INACTIVE && !ack)
+            set_state(f, ep, peer, EP_SYN_SENT);
+        if (fin && !rst) {
+            set_state(f, ep, peer, EP_CLOSED);
+            if (peer->state == EP_RESET && peer->prev_state == EP_CLOSED)
+                set_state(f, peer, ep, EP_CLOSED);  /* FIN then RST is a normal close */
+            do_close = 1;
+        }
+        if (rst) {
+            set_state(f, ep, peer, EP_RESET);
+            do_close = 1;
+        }
+        break;
+    case EP_CLOSED:
+        if (rst && peer->state != EP_CLOSED) {
+            set_state(f, ep, peer, EP_RESET);
+            if (!ep->did_close)
+                do_close = 1;
+            if (f->close_ts < 0)
+                f->close_ts = ts;
+        }
+        break;
+    default:  /* EP_RESET: stays */
+        break;
+    }
+    if (do_close)
+        connection_closed(f, ep, peer);
+    return do_close;
+}
+
+static void tcp_packet(flow_t *f, int dir, const pkt_t *r)
+{
+    ep_t *ep = &f->ep[dir], *peer = &f->ep[1 - dir];
+    uint8_t flags = r->tcp_flags;
+    uint32_t len = r->l4_len;
+    int syn = !!(flags & TH_SYN), fin = !!(flags & TH_FIN), rst = !!(flags & TH_RST);
+    uint32_t seg_len = len + (uint32_t)syn + (uint32_t)fin - (rst ? len : 0);
+    uint32_t seq_one_past = r->seq + seg_len;
+
+    init_endpoint(ep, flags, r->seq, seq_one_past);
+    uint64_t rel_seq = relative_seq(ep, r->seq, ep->last_seq, ep->seq_wraps, NULL);
+    update_history(f, dir, ep, flags, rel_seq, len);
+
+    if (r->window == 0 && !rst && peer->state != EP_CLOSED && ep->state != EP_RESET)
+        scaled_history(f, dir, 'W', &ep->win0_cnt, &ep->win0_thresh);
+
+    if (!(f->ep[0].did_close && f->ep[1].did_close) && r->ts > f->ts_last)
+        f->ts_last = r->ts;
+    if (fin && ep->fin_cnt < 255)
+        ep->fin_cnt++;
+
+    if (flags & TH_ACK) {
+        if (peer->state == EP_INACTIVE) {
+            ep_init_seqs(peer, r->ack - 1, r->ack - 1);
+        } else if (!rst) {
+            int underflow = 0;
+            relative_seq(peer, r->ack, peer->ack_seq, peer->ack_wraps, &underflow);
+            int32_t d = seq_delta(r->ack, peer->ack_seq);
+            if (!underflow && !(r->ack == 0 && d > TOO_LARGE_SEQ_DELTA) && d > 0)
+                ep_update_ack(peer, r->ack);
+        }
+    }
+    int32_t delta_last = update_last_seq(f, dir, ep, seq_one_past, flags, len);
+    update_state_machine(f, &dir, r, delta_last, r->ts);
+}
+
+/* Zeek's IsReuse(): does this SYN start a new connection on the tuple? */
+static int is_reuse(const flow_t *f, const pkt_t *r)
+{
+    uint8_t flags = r->tcp_flags;
+    if (!(flags & TH_SYN))
+        return 0;
+    const ep_t *conn_orig = &f->ep[0];
+    if (flags & TH_ACK) {
+        if (f->ep[0].state != EP_INACTIVE)
+            return 0;  /* not a half connection */
+        conn_orig = &f->ep[1];
+    }
+    if (!(f->ep[0].did_close || f->ep[1].did_close)) {
+        if (r->seq == conn_orig->start_seq)
+            return 0;  /* a retransmission */
+        if (!(flags & TH_ACK) && conn_orig->state == EP_SYN_ACK_SENT &&
+            f->ep[1].state == EP_INACTIVE && r->seq == f->ep[1].start_seq)
+            return 0;  /* SYN and SYN/ACK seen in reverse order */
+    }
+    return 1;
+}
+
+/* ----------------------------------------------------------- deadline */
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int64_t flow_deadline(const tracker_t *tr, const flow_t *f)
+{
+    const timeouts_t *to = &tr->to;
+    if (f->proto == 6) {
+        int64_t d = f->ts_last + (f->left_handshake ? to->tcp_inactivity : to->tcp_handshake);
+        uint8_t os = f->ep[0].state, rs = f->ep[1].state;
+        if ((os == EP_SYN_SENT || os == EP_SYN_ACK_SENT) && rs == EP_INACTIVE && f->attempt_ts >= 0)
+            d = min64(d, f->attempt_ts + to->tcp_attempt);
+        if (f->close_ts >= 0)
+            d = min64(d, f->close_ts + to->tcp_close);
+        return d;
+    }
+    int64_t idle = f->proto == 17 ? to->udp_inactivity : to->icmp_inactivity;
+    return min64(f->ts_last + idle, f->ts_first + to->max_lifetime);
+}
+
+/* ------------------------------------------------------------- output */
+
+static int history_is_rstos0(const flow_t *f)
+{
+    /* Zeek: /\^?S[^HAFGIQ]*R.* / == history */
+    int i = 0, n = f->hist_len;
+    if (i < n && f->history[i] == '^')
+        i++;
+    if (i >= n || f->history[i] != 'S')
+        return 0;
+    for (i++; i < n; i++) {
+        char c = f->history[i];
+        if (c == 'R')
+            return 1;
+        if (strchr("HAFGIQ", c))
+            return 0;
+    }
+    return 0;
+}
+
+static uint8_t conn_state(const flow_t *f, uint64_t orig_size, uint64_t resp_size)
+{
+    if (f->proto == 17) {
+        if (f->pkts[0])
+            return f->pkts[1] ? CS_SF : CS_S0;
+        return f->pkts[1] ? CS_SHR : CS_OTH;
+    }
+    if (f->proto != 6)
+        return CS_OTH;
+    uint8_t os = f->ep[0].state, rs = f->ep[1].state;
+    int o_inactive = os == EP_INACTIVE || os == EP_PARTIAL;
+    int r_inactive = rs == EP_INACTIVE || rs == EP_PARTIAL;
+
+    if (rs == EP_RESET) {
+        if (os == EP_SYN_SENT || os == EP_SYN_ACK_SENT ||
+            (os == EP_RESET && orig_size == 0 && resp_size == 0))
+            return CS_REJ;
+        return o_inactive ? CS_RSTRH : CS_RSTR;
+    }
+    if (os == EP_RESET) {
+        if (r_inactive)
+            return history_is_rstos0(f) ? CS_RSTOS0 : CS_OTH;
+        return CS_RSTO;
+    }
+    if (rs == EP_CLOSED && os == EP_CLOSED)
+        return CS_SF;
+    if (os == EP_CLOSED)
+        return r_inactive ? CS_SH : CS_S2;
+    if (rs == EP_CLOSED)
+        return o_inactive ? CS_SHR : CS_S3;
+    if (os == EP_SYN_SENT && rs == EP_INACTIVE)
+        return CS_S0;
+    if (os == EP_ESTABLISHED && rs == EP_ESTABLISHED)
+        return CS_S1;
+    return CS_OTH;
+}
+
+static int finish(tracker_t *tr, int32_t idx, uint8_t reason)
+{
+    flow_t *f = tr->flows + idx;
+    if (tr->n_out == tr->out_cap) {
+        size_t cap = tr->out_cap * 2;
+        conn_t *out = realloc(tr->out, cap * sizeof(conn_t));
+        if (!out)
+            return -1;
+        tr->out = out;
+        tr->out_cap = cap;
+    }
+    conn_t *c = tr->out + tr->n_out++;
+    memset(c, 0, sizeof(*c));
+    c->uid = f->uid;
+    c->order = f->order;
+    c->ts_first = f->ts_first;
+    c->ts_last = f->ts_last;
+    c->orig_hi = f->a_hi;
+    c->orig_lo = f->a_lo;
+    c->resp_hi = f->b_hi;
+    c->resp_lo = f->b_lo;
+    c->orig_p = f->a_p;
+    c->resp_p = f->b_p;
+    c->proto = f->proto;
+    c->ip_ver = f->ip_ver;
+    c->orig_pkts = f->pkts[0];
+    c->resp_pkts = f->pkts[1];
+    c->orig_ip_bytes = f->ip_bytes[0];
+    c->resp_ip_bytes = f->ip_bytes[1];
+    if (f->proto == 6) {
+        c->orig_bytes = ep_size(&f->ep[0], &f->ep[1]);
+        c->resp_bytes = ep_size(&f->ep[1], &f->ep[0]);
+    } else {
+        c->orig_bytes = f->bytes[0];
+        c->resp_bytes = f->bytes[1];
+    }
+    c->conn_state = conn_state(f, c->orig_bytes, c->resp_bytes);
+    c->orig_state = f->ep[0].state;
+    c->resp_state = f->ep[1].state;
+    c->first_frame = f->first_frame;
+    c->urgent = f->urgent;
+    c->wrong_fragment = f->wrong_frag;
+    c->end_reason = reason;
+    c->hist_len = f->hist_len;
+    memcpy(c->history, f->history, f->hist_len);
+
+    table_remove(tr, idx);
+    f->in_use = 0;
+    tr->free_idx[tr->n_free++] = idx;
+    tr->active--;
+    return 0;
+}
+
+/* Why a deadline fired: UDP/ICMP records can also end by lifetime. */
+static uint8_t expiry_reason(const tracker_t *tr, const flow_t *f)
+{
+    if (f->proto != 6 && f->deadline == f->ts_first + tr->to.max_lifetime)
+        return END_LIFETIME;
+    return END_TIMEOUT;
+}
+
+/* ------------------------------------------------------------ packets */
+
+static int32_t create_flow(tracker_t *tr, const pkt_t *r, uint64_t h, int *dir)
+{
+    int32_t idx = flow_alloc(tr);
+    if (idx < 0)
+        return -1;
+    flow_t *f = tr->flows + idx;
+    memset(f, 0, sizeof(*f));
+    f->hash = h;
+    f->proto = r->proto;
+    f->ip_ver = r->ip_ver;
+    f->a_hi = r->src_hi;
+    f->a_lo = r->src_lo;
+    f->b_hi = r->dst_hi;
+    f->b_lo = r->dst_lo;
+    f->a_p = r->sport;
+    f->b_p = r->dport;
+    f->ts_first = f->ts_last = r->ts;
+    f->attempt_ts = f->close_ts = -1;
+    f->order = tr->next_order++;
+    f->first_frame = r->frame;
+    f->uid = mix64(tr->uid_seed ^ mix64((uint64_t)r->ts ^ mix64(r->src_lo ^ (r->dst_lo << 1) ^
+                                                               r->src_hi ^ (r->dst_hi << 2)) ^
+                                         ((uint64_t)r->sport << 32 | (uint64_t)r->dport << 16 |
+                                          r->proto) ^ (f->order << 40)));
+    for (int i = 0; i < 2; i++)
+        f->ep[i].rxmt_thresh = f->ep[i].win0_thresh = 1;
+    f->in_use = 1;
+
+    int flip = 0;
+    if (r->proto == 6) {
+        uint8_t fl = r->tcp_flags;
+        if (!(fl & TH_SYN) || (fl & TH_ACK)) {  /* starts without a pure SYN */
+            if (tr->likely_tcp[r->sport]) {
+                if (tr->likely_tcp[r->dport])
+                    flip = !(fl & TH_SYN) && r->sport < r->dport;
+                else
+                    flip = 1;
+            }
+        }
+    } else if (r->proto == 17) {
+        flip = tr->likely_udp[r->sport] && !tr->likely_udp[r->dport];
+    }
+    *dir = 0;
+    if (flip) {
+        flip_roles(f);
+        *dir = 1;
+    }
+
+    size_t mask = tr->slot_cap - 1;
+    size_t s = h & mask;
+    while (tr->slots[s] >= 0)
+        s = (s + 1) & mask;
+    tr->slots[s] = idx;
+    tr->active++;
+    return idx;
+}
+
+static int process_one(tracker_t *tr, const pkt_t *r)
+{
+    int dir = 0;
+    uint64_t h = key_hash(tr, r->proto, r->src_hi, r->src_lo, r->sport, r->dst_hi, r->dst_lo,
+                          r->dport);
+    int32_t idx = table_find(tr, h, r, &dir);
+
+    if (idx >= 0) {
+        flow_t *f = tr->flows + idx;
+        int reason = -1;
+        if (r->ts >= f->deadline)
+            reason = expiry_reason(tr, f);
+        else if (f->proto == 6 && is_reuse(f, r))
+            reason = END_REUSE;
+        if (reason >= 0) {
+            if (finish(tr, idx, (uint8_t)reason) < 0)
+                return -1;
+            idx = -1;
+        }
+    }
+    if (idx < 0) {
+        idx = create_flow(tr, r, h, &dir);
+        if (idx < 0)
+            return -1;
+    }
+
+    flow_t *f = tr->flows + idx;
+    f->pkts[dir]++;
+    f->ip_bytes[dir] += r->ip_len;
+    f->wrong_frag += r->wrong_frag;
+    if (r->proto == 6) {
+        if (r->tcp_flags & TH_URG)
+            f->urgent++;
+        tcp_packet(f, dir, r);
+    } else {
+        f->bytes[dir] += r->l4_len;
+        if (r->proto == 17 && r->l4_len)
+            check_history(f, dir, H_DATA, 'D');
+        if (r->ts > f->ts_last)
+            f->ts_last = r->ts;
+    }
+    f->deadline = flow_deadline(tr, f);
+    return 0;
+}
+
+int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const pkt_t *r = rows + i;
+        if (r->status != PKT_OK)
+            continue;
+        if (process_one(tr, r) < 0)
+            return -1;
+        tr->now = r->ts;
+    }
+    return 0;
+}
+
+int tracker_expire(tracker_t *tr, int64_t now)
+{
+    for (size_t i = 0; i < tr->flows_hw; i++) {
+        flow_t *f = tr->flows + i;
+        if (f->in_use && f->deadline <= now && finish(tr, (int32_t)i, expiry_reason(tr, f)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int tracker_flush(tracker_t *tr)
+{
+    for (size_t i = 0; i < tr->flows_hw; i++)
+        if (tr->flows[i].in_use && finish(tr, (int32_t)i, END_FLUSH) < 0)
+            return -1;
+    return 0;
+}
+
+uint64_t tracker_watermark(const tracker_t *tr)
+{
+    uint64_t w = tr->next_order;
+    for (size_t i = 0; i < tr->flows_hw; i++)
+        if (tr->flows[i].in_use && tr->flows[i].order < w)
+            w = tr->flows[i].order;
+    return w;
+}
+
+conn_t *tracker_output(tracker_t *tr, size_t *n)
+{
+    *n = tr->n_out;
+    return tr->out;
+}
+
+void tracker_clear_output(tracker_t *tr)
+{
+    tr->n_out = 0;
+}
+
+size_t tracker_active(const tracker_t *tr)
+{
+    return tr->active;
+}
+
+size_t tracker_memory(const tracker_t *tr)
+{
+    return sizeof(*tr) + tr->flows_cap * (sizeof(flow_t) + sizeof(int32_t)) +
+           tr->slot_cap * sizeof(int32_t) + tr->out_cap * sizeof(conn_t);
+}
+
+tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uint8_t *likely_udp,
+                       uint64_t hash_seed, uint64_t uid_seed)
+{
+    tracker_t *tr = calloc(1, sizeof(*tr));
+    if (!tr)
+        return NULL;
+    tr->to = *t;
+    memcpy(tr->likely_tcp, likely_tcp, 65536);
+    memcpy(tr->likely_udp, likely_udp, 65536);
+    tr->hash_seed = hash_seed;
+    tr->uid_seed = uid_seed;
+    tr->flows_cap = 1024;
+    tr->flows = malloc(tr->flows_cap * sizeof(flow_t));
+    tr->free_idx = malloc(tr->flows_cap * sizeof(int32_t));
+    tr->out_cap = 1024;
+    tr->out = malloc(tr->out_cap * sizeof(conn_t));
+    tr->slot_cap = 4096;
+    tr->slots = malloc(tr->slot_cap * sizeof(int32_t));
+    if (!tr->flows || !tr->free_idx || !tr->out || !tr->slots) {
+        tracker_free(tr);
+        return NULL;
+    }
+    memset(tr->slots, 0xFF, tr->slot_cap * sizeof(int32_t));
+    return tr;
+}
+
+void tracker_free(tracker_t *tr)
+{
+    if (!tr)
+        return;
+    free(tr->flows);
+    free(tr->free_idx);
+    free(tr->out);
+    free(tr->slots);
+    free(tr);
+}

@@ -1,0 +1,78 @@
+"""Connection records as Zeek-style JSON lines or CSV.
+
+Each JSON object carries the Zeek conn.log fields for the connection and
+the KDD features in a nested ``kdd`` object keyed by their
+``kddcup.names`` names.  CSV has the same columns, flattened
+(``kdd.duration``), under a header row.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import numpy as np
+
+from sensor.features.basic import FLAG_NAMES, PROTOCOL_NAMES, duration_ns, protocol_codes
+from sensor.features.services import SERVICE_NAMES
+from sensor.output.columns import (
+    ADDR, CHARS, CLOSE, ENUM, INT, NS_SECONDS, OPEN, UID, Column, csv_header, format_rows,
+)
+from sensor.rows import CONN_STATES
+
+RECORD_FORMATS = ("jsonl", "csv")
+
+_KDD_ENUMS = {"protocol_type": PROTOCOL_NAMES, "service": SERVICE_NAMES, "flag": FLAG_NAMES}
+
+
+def record_columns(conns: np.ndarray, features: np.ndarray) -> list[Column]:
+    """The output columns of a batch of records and their features."""
+    return [
+        Column("ts", NS_SECONDS, conns["ts_first"]),
+        Column("uid", UID, conns["uid"]),
+        Column("id.orig_h", ADDR, conns["orig_hi"], conns["orig_lo"]),
+        Column("id.orig_p", INT, conns["orig_p"]),
+        Column("id.resp_h", ADDR, conns["resp_hi"], conns["resp_lo"]),
+        Column("id.resp_p", INT, conns["resp_p"]),
+        Column("proto", ENUM, protocol_codes(conns), names=PROTOCOL_NAMES),
+        Column("duration", NS_SECONDS, duration_ns(conns)),
+        Column("orig_bytes", INT, conns["orig_bytes"]),
+        Column("resp_bytes", INT, conns["resp_bytes"]),
+        Column("conn_state", ENUM, conns["conn_state"], names=CONN_STATES),
+        Column("history", CHARS, conns["history"], conns["hist_len"]),
+        Column("orig_pkts", INT, conns["orig_pkts"]),
+        Column("resp_pkts", INT, conns["resp_pkts"]),
+        Column("orig_ip_bytes", INT, conns["orig_ip_bytes"]),
+        Column("resp_ip_bytes", INT, conns["resp_ip_bytes"]),
+        Column("kdd", OPEN),
+        *[
+            Column(name, ENUM, features[name], names=_KDD_ENUMS[name])
+            if name in _KDD_ENUMS
+            else Column(name, INT, features[name])
+            for name in features.dtype.names
+        ],
+        Column("kdd", CLOSE),
+    ]
+
+
+class RecordWriter:
+    """Writes record batches to a binary stream as JSON lines or CSV."""
+
+    def __init__(self, stream: BinaryIO, fmt: str = "jsonl") -> None:
+        if fmt not in RECORD_FORMATS:
+            raise ValueError(f"unknown record format {fmt!r}; expected one of {RECORD_FORMATS}")
+        self.stream = stream
+        self.csv = fmt == "csv"
+        self.records = 0
+        self._header_written = False
+
+    def write(self, conns: np.ndarray, features: np.ndarray) -> None:
+        columns = record_columns(conns, features)
+        if self.csv and not self._header_written:
+            self.stream.write(csv_header(columns).encode())
+            self._header_written = True
+        if len(conns):
+            self.stream.write(format_rows(columns, len(conns), self.csv))
+            self.records += len(conns)
+
+    def close(self) -> None:
+        self.stream.flush()

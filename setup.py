@@ -1,0 +1,16 @@
+"""Build the compiled core (sensor._fastpath); everything else is in pyproject.toml."""
+
+from setuptools import Extension, setup
+
+NATIVE = "sensor/_native/"
+
+setup(
+    ext_modules=[
+        Extension(
+            "sensor._fastpath",
+            sources=[NATIVE + name for name in ("module.c", "walk.c", "decode.c", "tracker.c", "format.c")],
+            depends=[NATIVE + "fastpath.h"],
+            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-fno-strict-aliasing"],
+        )
+    ]
+)
