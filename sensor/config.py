@@ -2,31 +2,44 @@
 
 Every stage takes its settings from a :class:`SensorConfig`; defaults are
 those of ``../shared/kdd-features.md`` (Zeek's timers, the KDD service
-rules).  Unknown keys and bad values are rejected with the field's path.
+rules).  :func:`config_from_dict` rejects unknown keys and bad values with
+the path of the field (``Expected `float` > 0.0 - at `$.timeouts.tcp_close```).
+
+msgspec rather than pydantic: it validates the same way but imports in a
+quarter of the time, and a replay's start-up is part of its speed.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from typing import Annotated, Any
+
+import msgspec
 
 NS = 1_000_000_000
 
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Count = Annotated[int, msgspec.Meta(gt=0)]
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
 
 
 class Timeouts(_Section):
-    """When a connection record is complete (seconds)."""
+    """When a connection record is complete, in seconds."""
 
-    tcp_inactivity: PositiveFloat = Field(300.0, description="established TCP idle (Zeek tcp_inactivity_timeout)")
-    tcp_handshake: PositiveFloat = Field(60.0, description="TCP idle while neither side is past the handshake")
-    tcp_attempt: PositiveFloat = Field(5.0, description="unanswered SYN, from the first SYN (Zeek tcp_attempt_delay)")
-    tcp_close: PositiveFloat = Field(5.0, description="after both FINs or a RST (Zeek tcp_close_delay)")
-    udp_inactivity: PositiveFloat = Field(60.0, description="UDP idle (Zeek udp_inactivity_timeout)")
-    icmp_inactivity: PositiveFloat = Field(1.0, description="ICMP idle: one record per burst, as in KDD")
-    max_lifetime: PositiveFloat = Field(600.0, description="longest UDP/ICMP record before a new one starts")
-    fragment: PositiveFloat = Field(30.0, description="IP reassembly timeout (Linux ipfrag_time)")
+    tcp_inactivity: Seconds = 300.0  # established TCP idle (Zeek tcp_inactivity_timeout)
+    tcp_handshake: Seconds = 60.0    # TCP idle while neither side is past the handshake
+    tcp_attempt: Seconds = 5.0       # unanswered SYN, from the first SYN (Zeek tcp_attempt_delay)
+    tcp_close: Seconds = 5.0         # after both FINs or a RST (Zeek tcp_close_delay)
+    udp_inactivity: Seconds = 60.0   # UDP idle (Zeek udp_inactivity_timeout)
+    icmp_inactivity: Seconds = 1.0   # ICMP idle: one record per burst, as in KDD
+    max_lifetime: Seconds = 600.0    # longest UDP/ICMP record before a new one starts
+    fragment: Seconds = 30.0         # IP reassembly timeout (Linux ipfrag_time)
 
     def tracker_ns(self) -> tuple[int, ...]:
         """The tracker's timeouts in nanoseconds, in the compiled core's order."""
@@ -40,20 +53,25 @@ class Timeouts(_Section):
 
 
 class Services(_Section):
-    private_below: int = Field(
-        1024, ge=0, le=65536,
-        description="unnamed responder ports below this are 'private', the rest 'other' (kdd-features.md 4.2)",
-    )
+    # unnamed responder ports below this are 'private', the rest 'other' (kdd-features.md 4.2)
+    private_below: Annotated[int, msgspec.Meta(ge=0, le=65536)] = 1024
 
 
 class Limits(_Section):
-    fragment_datagrams: PositiveInt = Field(65536, description="IP datagrams held for reassembly at once")
-    reorder_records: PositiveInt = Field(
-        1_000_000, description="finished records held back to keep start-time order behind a long connection"
-    )
+    fragment_datagrams: Count = 65536  # IP datagrams held for reassembly at once
+    # finished records held back to keep start order behind a long-open connection
+    reorder_records: Count = 262144
 
 
 class SensorConfig(_Section):
     timeouts: Timeouts = Timeouts()
     services: Services = Services()
     limits: Limits = Limits()
+
+
+def config_from_dict(data: dict[str, Any]) -> SensorConfig:
+    """Validate a configuration mapping (e.g. parsed YAML)."""
+    try:
+        return msgspec.convert(data, SensorConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(str(exc)) from None

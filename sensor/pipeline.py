@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import numpy as np
-import structlog
 
+from sensor._logging import get_logger
 from sensor.capture import Damage, PacketBatch
 from sensor.config import NS, SensorConfig
 from sensor.decode import FragmentReassembler, FragmentTimeouts, decode
 from sensor.features import basic_features
 from sensor.rows import FIRST_MALFORMED, STATUS_NAMES
-from sensor.track import ConnectionTracker, StartOrder
+from sensor.track import ConnectionTracker
 
-log = structlog.get_logger("sensor.pipeline")
+log = get_logger("sensor.pipeline")
 
 #: malformed frames listed one by one per file and reason; the rest are counted
 MALFORMED_LISTED = 5
@@ -30,7 +30,11 @@ _PASSED_OVER = ("not_ip", "other_ip_protocol", "wlan_skipped", "unsupported_link
 
 
 class RecordSink(Protocol):
-    """Where finished connection records go."""
+    """Where finished connection records go.
+
+    The arrays passed to ``write`` are reused once the pipeline moves on:
+    a sink copies whatever it keeps beyond the call.
+    """
 
     def write(self, conns: np.ndarray, features: np.ndarray) -> None: ...
 
@@ -64,11 +68,10 @@ class Pipeline:
         self.config = config
         self.sinks = list(sinks)
         self.summary = Summary()
-        self.tracker = ConnectionTracker(config.timeouts, uid_seed)
+        self.tracker = ConnectionTracker(config.timeouts, config.limits, uid_seed)
         self.fragments = FragmentReassembler(
             FragmentTimeouts(int(config.timeouts.fragment * NS), config.limits.fragment_datagrams)
         )
-        self.order = StartOrder(config.limits.reorder_records)
         self._listed: Counter = Counter()
 
     def feed(self, batch: PacketBatch, source: str) -> None:
@@ -78,7 +81,7 @@ class Pipeline:
         self.tracker.process(self.fragments.process(batch))
         self.tracker.process(batch.rows)
         self.tracker.expire()
-        self._emit(self.order.push(self.tracker.take(), self.tracker.watermark()))
+        self._emit(self.tracker.take())
 
     def end_of_source(self, source: str) -> None:
         """Report what was only counted for one source."""
@@ -91,13 +94,13 @@ class Pipeline:
         """End of input: flush every open connection through to the sinks."""
         self.tracker.process(self.fragments.flush())
         self.tracker.flush()
-        self._emit(self.order.drain(self.tracker.take()))
+        self._emit(self.tracker.take())
         for sink in self.sinks:
             sink.close()
         s = self.summary
         s.fragments_reassembled = self.fragments.datagrams_reassembled
         s.fragments_incomplete = self.fragments.datagrams_incomplete
-        s.released_early = self.order.released_early
+        s.released_early = self.tracker.released_late
         return s
 
     def _emit(self, conns: np.ndarray) -> None:

@@ -11,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
-import structlog
-
+from sensor._logging import get_logger
 from sensor.capture import Damage, NotACaptureError, open_capture
 from sensor.config import SensorConfig
 from sensor.pipeline import Pipeline, RecordSink, Summary
 
-log = structlog.get_logger("sensor.replay")
+log = get_logger("sensor.replay")
 
 #: called with (file, bytes read, file size) after every batch
 Progress = Callable[[str, int, int], None]
@@ -49,10 +48,6 @@ def replay(
                 reported = _report_damage(reader.damage, reported)
                 if progress:
                     progress(path, reader.position, size)
-        except (OSError, EOFError) as exc:  # e.g. a gzip stream cut short
-            reader.damage.append(
-                Damage(path, reader.position, "read_error", f"read failed: {exc}", compressed=reader.compressed)
-            )
         finally:
             reader.close()
         _report_damage(reader.damage, reported)

@@ -5,11 +5,8 @@ Both go to standard error, so standard output carries only records.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from sensor.pipeline import Summary, passed_over
 from sensor.rows import FIRST_MALFORMED, STATUS_NAMES
@@ -22,6 +19,9 @@ class ProgressBar:
     """A per-file progress bar for long files, on a terminal only."""
 
     def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
             console=Console(stderr=True), transient=True,
@@ -68,9 +68,17 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
 
 
 def render_summary(summary: Summary) -> None:
+    """A table on a terminal; plain ``key: value`` lines otherwise (logs, CI)."""
+    rows = summary_rows(summary)
+    if not sys.stderr.isatty():
+        sys.stderr.write("".join(f"{key}: {value}\n" for key, value in rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title="replay summary", show_header=False, title_justify="left", box=None)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    for key, value in summary_rows(summary):
+    for key, value in rows:
         table.add_row(key, value)
     Console(stderr=True).print(table)

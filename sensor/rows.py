@@ -48,5 +48,10 @@ def empty_packets(n: int) -> np.ndarray:
     return np.zeros(n, dtype=PKT_DTYPE)
 
 
+def packet_rows_for_walker(n: int) -> np.ndarray:
+    """Uninitialised packet rows: the walkers clear every row they fill."""
+    return np.empty(n, dtype=PKT_DTYPE)
+
+
 def empty_connections() -> np.ndarray:
     return np.zeros(0, dtype=CONN_DTYPE)

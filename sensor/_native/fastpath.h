@@ -185,17 +185,20 @@ typedef struct {
 
 typedef struct tracker tracker_t;
 
+/* Records are released in creation (start) order; at most about
+   reorder_limit finished records wait behind an open connection. */
 tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uint8_t *likely_udp,
-                       uint64_t hash_seed, uint64_t uid_seed);
+                       uint64_t hash_seed, uint64_t uid_seed, size_t reorder_limit);
 void tracker_free(tracker_t *tr);
-/* Each returns 0, or -1 when memory ran out. Finished records accumulate
-   in the tracker's output buffer until tracker_take_output(). */
+/* Each returns 0, or -1 when memory ran out. Released records accumulate
+   in the tracker's output buffer until tracker_clear_output(). */
 int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n);
 int tracker_expire(tracker_t *tr, int64_t now);
 int tracker_flush(tracker_t *tr);
 conn_t *tracker_output(tracker_t *tr, size_t *n);
 void tracker_clear_output(tracker_t *tr);
-uint64_t tracker_watermark(const tracker_t *tr);
+size_t tracker_held(const tracker_t *tr);
+uint64_t tracker_released_late(const tracker_t *tr);
 size_t tracker_active(const tracker_t *tr);
 size_t tracker_memory(const tracker_t *tr);
 

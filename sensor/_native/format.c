@@ -8,21 +8,35 @@
  * escaped anyway, so a bad table can never break the JSON.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fastpath.h"
 
-static char *put_u64(char *o, uint64_t v)
+static const char DIGITS2[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static inline char *put_u64(char *o, uint64_t v)
 {
     char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
+    int n = 20;
+    while (v >= 100) {
+        unsigned d = (unsigned)(v % 100) * 2;
+        v /= 100;
+        tmp[--n] = DIGITS2[d + 1];
+        tmp[--n] = DIGITS2[d];
+    }
+    if (v >= 10) {
+        unsigned d = (unsigned)v * 2;
+        tmp[--n] = DIGITS2[d + 1];
+        tmp[--n] = DIGITS2[d];
+    } else {
+        tmp[--n] = (char)('0' + v);
+    }
+    memcpy(o, tmp + n, (size_t)(20 - n));
+    return o + (20 - n);
 }
 
 static char *put_i64(char *o, int64_t v)
@@ -117,7 +131,17 @@ static char *put_addr(char *o, uint64_t hi, uint64_t lo)
     static const char hex[] = "0123456789abcdef";
     if (hi == 0 && (lo >> 32) == 0xFFFF) {
         for (int i = 3; i >= 0; i--) {
-            o = put_u64(o, (lo >> (8 * i)) & 0xFF);
+            unsigned b = (unsigned)(lo >> (8 * i)) & 0xFF;
+            if (b >= 100) {
+                *o++ = (char)('0' + b / 100);
+                *o++ = DIGITS2[(b % 100) * 2];
+                *o++ = DIGITS2[(b % 100) * 2 + 1];
+            } else if (b >= 10) {
+                *o++ = DIGITS2[b * 2];
+                *o++ = DIGITS2[b * 2 + 1];
+            } else {
+                *o++ = (char)('0' + b);
+            }
             if (i)
                 *o++ = '.';
         }
@@ -217,44 +241,133 @@ static char *put_string(char *o, const char *s, size_t n, int csv)
     return o;
 }
 
-size_t format_row_bound(const column_t *cols, size_t n_cols)
+/* Keys and enum names are escaped once per call, not once per row. */
+#define PAD 32  /* prepared strings are padded so short ones are copied with one fixed move */
+
+typedef struct {
+    char *key;            /* JSON: "key": */
+    size_t key_len;
+    char **names;         /* COL_ENUM: rendered value per name */
+    size_t *name_lens;
+    size_t max_name;
+} prepared_t;
+
+static char *render(const char *s, size_t n, int csv, size_t *len)
+{
+    char *buf = calloc(1, n * 6 + 8 + PAD);  /* worst case: every byte a \u00XX escape */
+    if (!buf)
+        return NULL;
+    *len = (size_t)(put_string(buf, s, n, csv) - buf);
+    return buf;
+}
+
+/* Copy a prepared string; the output buffer has PAD bytes of slack. */
+static inline char *put_prepared(char *o, const char *s, size_t n)
+{
+    if (n <= PAD)
+        memcpy(o, s, PAD);
+    else
+        memcpy(o, s, n);
+    return o + n;
+}
+
+static void release(prepared_t *prep, const column_t *cols, size_t n_cols)
+{
+    if (!prep)
+        return;
+    for (size_t i = 0; i < n_cols; i++) {
+        free(prep[i].key);
+        if (prep[i].names)
+            for (size_t k = 0; k < cols[i].n_names; k++)
+                free(prep[i].names[k]);
+        free(prep[i].names);
+        free(prep[i].name_lens);
+    }
+    free(prep);
+}
+
+static prepared_t *prepare(const column_t *cols, size_t n_cols, int csv)
+{
+    prepared_t *prep = calloc(n_cols + 1, sizeof(prepared_t));
+    if (!prep)
+        return NULL;
+    for (size_t i = 0; i < n_cols; i++) {
+        const column_t *c = cols + i;
+        size_t len = 0;
+        char *k = render(c->key, c->key_len, 0, &len);
+        if (!k)
+            goto fail;
+        k[len++] = ':';
+        prep[i].key = k;
+        prep[i].key_len = len;
+        if (c->kind == COL_ENUM) {
+            prep[i].names = calloc(c->n_names + 1, sizeof(char *));
+            prep[i].name_lens = calloc(c->n_names + 1, sizeof(size_t));
+            if (!prep[i].names || !prep[i].name_lens)
+                goto fail;
+            for (size_t n = 0; n < c->n_names; n++) {
+                prep[i].names[n] = render(c->names[n], c->name_lens[n], csv, &prep[i].name_lens[n]);
+                if (!prep[i].names[n])
+                    goto fail;
+                if (prep[i].name_lens[n] > prep[i].max_name)
+                    prep[i].max_name = prep[i].name_lens[n];
+            }
+        }
+    }
+    return prep;
+fail:
+    release(prep, cols, n_cols);
+    return NULL;
+}
+
+static size_t row_bound(const column_t *cols, const prepared_t *prep, size_t n_cols)
 {
     size_t b = 4;
     for (size_t i = 0; i < n_cols; i++) {
         const column_t *c = cols + i;
-        b += c->key_len * 6 + 8;
+        b += prep[i].key_len + 4;
         switch (c->kind) {
         case COL_FIXED: b += 24; break;
-        case COL_ADDR: b += 48; break;
-        case COL_CHARS: b += c->width * 6 + 4; break;
-        case COL_ENUM: {
-            size_t m = 1;
-            for (size_t k = 0; k < c->n_names; k++)
-                if (c->name_lens[k] > m)
-                    m = c->name_lens[k];
-            b += m * 6 + 4;
-            break;
-        }
-        default: b += 28; break;
+        case COL_ADDR: b += 44; break;
+        case COL_CHARS: b += c->width * 6 + 2; break;
+        case COL_ENUM: b += prep[i].max_name + 3; break;
+        default: b += 24; break;
         }
     }
+    return b;
+}
+
+size_t format_row_bound(const column_t *cols, size_t n_cols)
+{
+    prepared_t *prep = prepare(cols, n_cols, 0);
+    if (!prep)
+        return 0;
+    size_t b = row_bound(cols, prep, n_cols);
+    release(prep, cols, n_cols);
     return b;
 }
 
 ptrdiff_t format_rows(const column_t *cols, size_t n_cols, size_t n_rows, int csv, char *out,
                       size_t out_cap)
 {
-    size_t bound = format_row_bound(cols, n_cols);
+    prepared_t *prep = prepare(cols, n_cols, csv);
+    if (!prep)
+        return -2;
+    size_t bound = row_bound(cols, prep, n_cols);
     char *o = out;
+    ptrdiff_t result = 0;
 
     for (size_t r = 0; r < n_rows; r++) {
-        if ((size_t)(o - out) + bound > out_cap)
-            return -1;
+        if ((size_t)(o - out) + bound + PAD > out_cap) {
+            result = -1;
+            break;
+        }
         int first = 1;
         if (!csv)
             *o++ = '{';
         for (size_t i = 0; i < n_cols; i++) {
             const column_t *c = cols + i;
+            const prepared_t *p = prep + i;
             if (c->kind == COL_OPEN || c->kind == COL_CLOSE) {
                 if (csv)
                     continue;  /* CSV is flat */
@@ -265,8 +378,7 @@ ptrdiff_t format_rows(const column_t *cols, size_t n_cols, size_t n_rows, int cs
                 }
                 if (!first)
                     *o++ = ',';
-                o = put_string(o, c->key, c->key_len, 0);
-                *o++ = ':';
+                o = put_prepared(o, p->key, p->key_len);
                 *o++ = '{';
                 first = 1;
                 continue;
@@ -274,10 +386,8 @@ ptrdiff_t format_rows(const column_t *cols, size_t n_cols, size_t n_rows, int cs
             if (!first)
                 *o++ = ',';
             first = 0;
-            if (!csv) {
-                o = put_string(o, c->key, c->key_len, 0);
-                *o++ = ':';
-            }
+            if (!csv)
+                o = put_prepared(o, p->key, p->key_len);
             const uint8_t *v = c->base + (ptrdiff_t)r * c->stride;
             switch (c->kind) {
             case COL_INT:
@@ -292,10 +402,11 @@ ptrdiff_t format_rows(const column_t *cols, size_t n_cols, size_t n_rows, int cs
                 break;
             case COL_ENUM: {
                 uint64_t k = (uint64_t)read_int(v, c->fmt);
-                if (k < c->n_names)
-                    o = put_string(o, c->names[k], c->name_lens[k], csv);
-                else
+                if (k < c->n_names) {
+                    o = put_prepared(o, p->names[k], p->name_lens[k]);
+                } else {
                     o = put_string(o, "?", 1, csv);
+                }
                 break;
             }
             case COL_ADDR: {
@@ -330,5 +441,6 @@ ptrdiff_t format_rows(const column_t *cols, size_t n_cols, size_t n_rows, int cs
             *o++ = '}';
         *o++ = '\n';
     }
-    return o - out;
+    release(prep, cols, n_cols);
+    return result < 0 ? result : o - out;
 }

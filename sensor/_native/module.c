@@ -9,6 +9,7 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fastpath.h"
 
@@ -244,17 +245,20 @@ static int Tracker_init(TrackerObject *self, PyObject *args, PyObject *kwds)
     timeouts_t t;
     Py_buffer likely_tcp, likely_udp;
     unsigned long long hash_seed, uid_seed;
+    Py_ssize_t reorder_limit;
     (void)kwds;
-    if (!PyArg_ParseTuple(args, "(LLLLLLL)y*y*KK", &t.tcp_inactivity, &t.tcp_handshake,
+    if (!PyArg_ParseTuple(args, "(LLLLLLL)y*y*KKn", &t.tcp_inactivity, &t.tcp_handshake,
                           &t.tcp_attempt, &t.tcp_close, &t.udp_inactivity, &t.icmp_inactivity,
-                          &t.max_lifetime, &likely_tcp, &likely_udp, &hash_seed, &uid_seed))
+                          &t.max_lifetime, &likely_tcp, &likely_udp, &hash_seed, &uid_seed,
+                          &reorder_limit))
         return -1;
     int rc = -1;
     if (likely_tcp.len != 65536 || likely_udp.len != 65536) {
         PyErr_SetString(PyExc_ValueError, "likely-server port tables must have 65536 entries");
     } else {
         tracker_free(self->tr);
-        self->tr = tracker_new(&t, likely_tcp.buf, likely_udp.buf, hash_seed, uid_seed);
+        self->tr = tracker_new(&t, likely_tcp.buf, likely_udp.buf, hash_seed, uid_seed,
+                               reorder_limit > 0 ? (size_t)reorder_limit : 1);
         if (!self->tr)
             PyErr_NoMemory();
         else
@@ -317,25 +321,36 @@ static PyObject *Tracker_flush(TrackerObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static PyObject *Tracker_take(TrackerObject *self, PyObject *args)
+static PyObject *Tracker_take_into(TrackerObject *self, PyObject *args)
 {
-    (void)args;
-    if (!tracker_ready(self))
+    PyObject *dest;
+    if (!tracker_ready(self) || !PyArg_ParseTuple(args, "O!", &PyByteArray_Type, &dest))
         return NULL;
     size_t n;
     conn_t *out = tracker_output(self->tr, &n);
-    PyObject *b = PyByteArray_FromStringAndSize((const char *)out, (Py_ssize_t)(n * sizeof(conn_t)));
-    if (b)
-        tracker_clear_output(self->tr);
-    return b;
+    Py_ssize_t size = (Py_ssize_t)(n * sizeof(conn_t));
+    /* the caller reuses the bytearray, so its pages are not faulted in afresh */
+    if (PyByteArray_GET_SIZE(dest) < size && PyByteArray_Resize(dest, size) < 0)
+        return NULL;
+    memcpy(PyByteArray_AS_STRING(dest), out, (size_t)size);
+    tracker_clear_output(self->tr);
+    return PyLong_FromSize_t(n);
 }
 
-static PyObject *Tracker_watermark(TrackerObject *self, PyObject *args)
+static PyObject *Tracker_get_held(TrackerObject *self, void *closure)
 {
-    (void)args;
+    (void)closure;
     if (!tracker_ready(self))
         return NULL;
-    return PyLong_FromUnsignedLongLong(tracker_watermark(self->tr));
+    return PyLong_FromSize_t(tracker_held(self->tr));
+}
+
+static PyObject *Tracker_get_released_late(TrackerObject *self, void *closure)
+{
+    (void)closure;
+    if (!tracker_ready(self))
+        return NULL;
+    return PyLong_FromUnsignedLongLong(tracker_released_late(self->tr));
 }
 
 static PyObject *Tracker_get_active(TrackerObject *self, void *closure)
@@ -360,16 +375,17 @@ static PyMethodDef Tracker_methods[] = {
     {"expire", (PyCFunction)Tracker_expire, METH_VARARGS,
      "expire(now_ns): finish every connection whose deadline has passed."},
     {"flush", (PyCFunction)Tracker_flush, METH_NOARGS, "flush(): finish every connection."},
-    {"take", (PyCFunction)Tracker_take, METH_NOARGS,
-     "take() -> bytearray of finished connection records (conn layout)."},
-    {"watermark", (PyCFunction)Tracker_watermark, METH_NOARGS,
-     "watermark() -> lowest creation order among open connections."},
+    {"take_into", (PyCFunction)Tracker_take_into, METH_VARARGS,
+     "take_into(bytearray) -> n: copy the released records (conn layout, start order) to its start."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef Tracker_getset[] = {
     {"active", (getter)Tracker_get_active, NULL, "open connections", NULL},
     {"memory", (getter)Tracker_get_memory, NULL, "bytes held by the tracker", NULL},
+    {"held", (getter)Tracker_get_held, NULL, "finished records waiting for older ones", NULL},
+    {"released_late", (getter)Tracker_get_released_late, NULL,
+     "records released after younger ones (reorder limit reached)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -378,7 +394,7 @@ static PyTypeObject TrackerType = {
     .tp_name = "sensor._fastpath.Tracker",
     .tp_basicsize = sizeof(TrackerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Tracker(timeouts_ns, likely_tcp, likely_udp, hash_seed, uid_seed)",
+    .tp_doc = "Tracker(timeouts_ns, likely_tcp, likely_udp, hash_seed, uid_seed, reorder_limit)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Tracker_init,
     .tp_dealloc = (destructor)Tracker_dealloc,
@@ -398,32 +414,33 @@ static size_t fmt_size(char f)
     }
 }
 
-/* Resolve (buffer, offset, stride, fmt) into a checked base pointer. */
-static int column_source(PyObject *obj, Py_ssize_t offset, Py_ssize_t stride, char fmt,
-                         size_t n_rows, Py_buffer *view, const uint8_t **base, size_t width)
+/* A 1-D column (possibly a strided field view of a record array), checked
+   to hold n_rows values of `width` bytes. */
+static int column_source(PyObject *obj, char fmt, size_t n_rows, size_t width, Py_buffer *view,
+                         const uint8_t **base, ptrdiff_t *stride)
 {
-    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(obj, view, PyBUF_STRIDED_RO) < 0)
         return -1;
     size_t w = width ? width : fmt_size(fmt);
-    if (n_rows) {
-        Py_ssize_t last = offset + (Py_ssize_t)(n_rows - 1) * stride;
-        if (offset < 0 || stride < 0 || last < 0 || (size_t)last + w > (size_t)view->len) {
-            PyBuffer_Release(view);
-            PyErr_SetString(PyExc_ValueError, "column lies outside its buffer");
-            return -1;
-        }
+    if (view->ndim != 1 || (size_t)view->shape[0] < n_rows || view->strides[0] < 0 ||
+        (size_t)view->itemsize < w) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "column must be a 1-D array with one value per row");
+        return -1;
     }
-    *base = (const uint8_t *)view->buf + offset;
+    *base = view->buf;
+    *stride = view->strides[0];
     return 0;
 }
 
 static PyObject *py_format(PyObject *self, PyObject *args)
 {
-    PyObject *spec;
+    PyObject *spec, *outbuf;
     Py_ssize_t n_rows;
     int csv;
     (void)self;
-    if (!PyArg_ParseTuple(args, "O!np", &PyList_Type, &spec, &n_rows, &csv))
+    if (!PyArg_ParseTuple(args, "O!npO!", &PyList_Type, &spec, &n_rows, &csv, &PyByteArray_Type,
+                          &outbuf))
         return NULL;
     if (n_rows < 0) {
         PyErr_SetString(PyExc_ValueError, "negative row count");
@@ -437,7 +454,7 @@ static PyObject *py_format(PyObject *self, PyObject *args)
     size_t n_names_total = 0, names_used = 0;
     int n_views = 0;
     PyObject *result = NULL;
-    char *out = NULL;
+    char *out;
 
     if (!cols || !views) {
         PyErr_NoMemory();
@@ -445,7 +462,7 @@ static PyObject *py_format(PyObject *self, PyObject *args)
     }
     for (Py_ssize_t i = 0; i < n_cols; i++) {
         PyObject *t = PyList_GET_ITEM(spec, i);
-        PyObject *nm = PyTuple_Check(t) && PyTuple_GET_SIZE(t) == 13 ? PyTuple_GET_ITEM(t, 12) : NULL;
+        PyObject *nm = PyTuple_Check(t) && PyTuple_GET_SIZE(t) == 9 ? PyTuple_GET_ITEM(t, 8) : NULL;
         if (nm && PyTuple_Check(nm))
             n_names_total += (size_t)PyTuple_GET_SIZE(nm);
     }
@@ -457,33 +474,29 @@ static PyObject *py_format(PyObject *self, PyObject *args)
     }
     for (Py_ssize_t i = 0; i < n_cols; i++) {
         column_t *c = cols + i;
-        int kind, decimals;
+        int kind, decimals, fmt, fmt2;
         const char *key;
-        Py_ssize_t key_len, off, stride, off2, stride2, width;
+        Py_ssize_t key_len, width;
         PyObject *src, *src2, *name_tuple;
-        int fmt, fmt2;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(spec, i), "is#OnnCOnnCinO", &kind, &key, &key_len,
-                              &src, &off, &stride, &fmt, &src2, &off2, &stride2, &fmt2, &decimals,
-                              &width, &name_tuple))
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(spec, i), "is#OCOCinO", &kind, &key, &key_len, &src,
+                              &fmt, &src2, &fmt2, &decimals, &width, &name_tuple))
             goto done;
         c->kind = kind;
         c->key = key;
         c->key_len = (size_t)key_len;
         c->fmt = (char)fmt;
         c->fmt2 = (char)fmt2;
-        c->stride = stride;
-        c->stride2 = stride2;
         c->decimals = decimals < 0 ? 0 : (decimals > 9 ? 9 : decimals);
         c->width = width < 0 ? 0 : (size_t)width;
         if (kind == COL_OPEN || kind == COL_CLOSE)
             continue;
-        if (column_source(src, off, stride, (char)fmt, (size_t)n_rows, &views[n_views],
-                          &c->base, kind == COL_CHARS ? c->width : 0) < 0)
+        if (column_source(src, (char)fmt, (size_t)n_rows, kind == COL_CHARS ? c->width : 0,
+                          &views[n_views], &c->base, &c->stride) < 0)
             goto done;
         n_views++;
         if (kind == COL_ADDR || kind == COL_CHARS) {
-            if (column_source(src2, off2, stride2, (char)fmt2, (size_t)n_rows, &views[n_views],
-                              &c->base2, 0) < 0)
+            if (column_source(src2, (char)fmt2, (size_t)n_rows, 0, &views[n_views], &c->base2,
+                              &c->stride2) < 0)
                 goto done;
             n_views++;
         }
@@ -507,24 +520,27 @@ static PyObject *py_format(PyObject *self, PyObject *args)
         }
     }
     size_t bound = format_row_bound(cols, (size_t)n_cols);
-    size_t cap = bound * (size_t)n_rows + 1;
-    out = malloc(cap);
-    if (!out) {
+    size_t cap = bound * (size_t)n_rows + 64;  /* slack for padded copies */
+    if (!bound) {
         PyErr_NoMemory();
         goto done;
     }
-    ptrdiff_t written;
-    Py_BEGIN_ALLOW_THREADS
-    written = format_rows(cols, (size_t)n_cols, (size_t)n_rows, csv, out, cap);
-    Py_END_ALLOW_THREADS
-    if (written < 0)
+    /* the caller's bytearray is reused from call to call; grow it when needed */
+    if ((size_t)PyByteArray_GET_SIZE(outbuf) < cap && PyByteArray_Resize(outbuf, (Py_ssize_t)cap) < 0)
+        goto done;
+    out = PyByteArray_AS_STRING(outbuf);
+    /* the GIL stays held: another thread could resize the bytearray */
+    ptrdiff_t written = format_rows(cols, (size_t)n_cols, (size_t)n_rows, csv, out,
+                                    (size_t)PyByteArray_GET_SIZE(outbuf));
+    if (written == -2)
+        PyErr_NoMemory();
+    else if (written < 0)
         PyErr_SetString(PyExc_RuntimeError, "formatter overflow");
     else
-        result = PyBytes_FromStringAndSize(out, written);
+        result = PyLong_FromSsize_t(written);
 done:
     for (int i = 0; i < n_views; i++)
         PyBuffer_Release(&views[i]);
-    free(out);
     free(cols);
     free(views);
     free(names);
@@ -589,7 +605,8 @@ static PyMethodDef module_methods[] = {
     {"resync_pcap", py_resync_pcap, METH_VARARGS, "Find the next plausible pcap record."},
     {"resync_pcapng", py_resync_pcapng, METH_VARARGS, "Find the next plausible pcapng block."},
     {"decode", py_decode, METH_VARARGS, "decode(buffer, rows): fill header columns in place."},
-    {"format", py_format, METH_VARARGS, "format(columns, n_rows, csv) -> bytes"},
+    {"format", py_format, METH_VARARGS,
+     "format(columns, n_rows, csv, out: bytearray) -> bytes written at the start of out"},
     {NULL, NULL, 0, NULL},
 };
 

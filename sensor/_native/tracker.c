@@ -64,8 +64,16 @@ struct tracker {
     size_t n_free;
     int32_t *slots;
     size_t slot_cap;
-    conn_t *out;
+    conn_t *out;               /* released records, in creation order */
     size_t n_out, out_cap;
+    /* Finished records wait here until every connection created before
+       theirs has finished too, so records come out in start order.  Slot
+       (order & (ring_cap - 1)) holds the record of that creation order. */
+    conn_t *ring;
+    uint8_t *ring_ready;
+    size_t ring_cap, ring_limit, held;
+    uint64_t release_next;     /* lowest creation order not yet released */
+    uint64_t released_late;    /* records that could not wait for an older connection */
     uint64_t next_order;
     int64_t now;
 };
@@ -667,18 +675,99 @@ static uint8_t conn_state(const flow_t *f, uint64_t orig_size, uint64_t resp_siz
     return CS_OTH;
 }
 
+static int out_reserve(tracker_t *tr, size_t n)
+{
+    if (tr->n_out + n <= tr->out_cap)
+        return 0;
+    size_t cap = tr->out_cap;
+    while (cap < tr->n_out + n)
+        cap *= 2;
+    conn_t *out = realloc(tr->out, cap * sizeof(conn_t));
+    if (!out)
+        return -1;
+    tr->out = out;
+    tr->out_cap = cap;
+    return 0;
+}
+
+/* Move consecutive finished records, oldest first, from the ring to out. */
+static int release_ready(tracker_t *tr)
+{
+    size_t mask = tr->ring_cap - 1;
+    while (tr->held && tr->ring_ready[tr->release_next & mask]) {
+        if (out_reserve(tr, 1) < 0)
+            return -1;
+        size_t slot = tr->release_next & mask;
+        tr->out[tr->n_out++] = tr->ring[slot];
+        tr->ring_ready[slot] = 0;
+        tr->held--;
+        tr->release_next++;
+    }
+    return 0;
+}
+
+static int ring_grow(tracker_t *tr)
+{
+    size_t cap = tr->ring_cap * 2;
+    conn_t *ring = malloc(cap * sizeof(conn_t));
+    uint8_t *ready = calloc(cap, 1);
+    if (!ring || !ready) {
+        free(ring);
+        free(ready);
+        return -1;
+    }
+    for (size_t i = 0; i < tr->ring_cap; i++) {
+        uint64_t order = tr->release_next + i;
+        size_t old = order & (tr->ring_cap - 1), slot = order & (cap - 1);
+        if (tr->ring_ready[old]) {
+            ring[slot] = tr->ring[old];
+            ready[slot] = 1;
+        }
+    }
+    free(tr->ring);
+    free(tr->ring_ready);
+    tr->ring = ring;
+    tr->ring_ready = ready;
+    tr->ring_cap = cap;
+    return 0;
+}
+
+/* Where the record of a finishing connection goes: its ring slot, where
+   it waits until it can be released in start order, or straight to the
+   output when it was overtaken.  NULL when memory ran out. */
+static conn_t *slot_for(tracker_t *tr, uint64_t order)
+{
+    if (order < tr->release_next) {  /* overtaken: release it late */
+        if (out_reserve(tr, 1) < 0)
+            return NULL;
+        tr->released_late++;
+        return tr->out + tr->n_out++;
+    }
+    while (order - tr->release_next >= tr->ring_cap) {
+        if (tr->ring_cap < tr->ring_limit) {
+            if (ring_grow(tr) < 0)
+                return NULL;
+            continue;
+        }
+        /* The ring is at its limit behind a long-open connection: stop
+           waiting for it and release what finished after it. */
+        tr->release_next++;
+        if (release_ready(tr) < 0)
+            return NULL;
+    }
+    size_t slot = order & (tr->ring_cap - 1);
+    tr->ring_ready[slot] = 1;
+    tr->held++;
+    return tr->ring + slot;
+}
+
 static int finish(tracker_t *tr, int32_t idx, uint8_t reason)
 {
     flow_t *f = tr->flows + idx;
-    if (tr->n_out == tr->out_cap) {
-        size_t cap = tr->out_cap * 2;
-        conn_t *out = realloc(tr->out, cap * sizeof(conn_t));
-        if (!out)
-            return -1;
-        tr->out = out;
-        tr->out_cap = cap;
-    }
-    conn_t *c = tr->out + tr->n_out++;
+    int overtaken = f->order < tr->release_next;
+    conn_t *c = slot_for(tr, f->order);
+    if (!c)
+        return -1;
     memset(c, 0, sizeof(*c));
     c->uid = f->uid;
     c->order = f->order;
@@ -717,7 +806,7 @@ static int finish(tracker_t *tr, int32_t idx, uint8_t reason)
     f->in_use = 0;
     tr->free_idx[tr->n_free++] = idx;
     tr->active--;
-    return 0;
+    return overtaken ? 0 : release_ready(tr);
 }
 
 /* Why a deadline fired: UDP/ICMP records can also end by lifetime. */
@@ -863,13 +952,14 @@ int tracker_flush(tracker_t *tr)
     return 0;
 }
 
-uint64_t tracker_watermark(const tracker_t *tr)
+size_t tracker_held(const tracker_t *tr)
 {
-    uint64_t w = tr->next_order;
-    for (size_t i = 0; i < tr->flows_hw; i++)
-        if (tr->flows[i].in_use && tr->flows[i].order < w)
-            w = tr->flows[i].order;
-    return w;
+    return tr->held;
+}
+
+uint64_t tracker_released_late(const tracker_t *tr)
+{
+    return tr->released_late;
 }
 
 conn_t *tracker_output(tracker_t *tr, size_t *n)
@@ -891,11 +981,12 @@ size_t tracker_active(const tracker_t *tr)
 size_t tracker_memory(const tracker_t *tr)
 {
     return sizeof(*tr) + tr->flows_cap * (sizeof(flow_t) + sizeof(int32_t)) +
-           tr->slot_cap * sizeof(int32_t) + tr->out_cap * sizeof(conn_t);
+           tr->slot_cap * sizeof(int32_t) + tr->out_cap * sizeof(conn_t) +
+           tr->ring_cap * (sizeof(conn_t) + 1);
 }
 
 tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uint8_t *likely_udp,
-                       uint64_t hash_seed, uint64_t uid_seed)
+                       uint64_t hash_seed, uint64_t uid_seed, size_t reorder_limit)
 {
     tracker_t *tr = calloc(1, sizeof(*tr));
     if (!tr)
@@ -912,7 +1003,13 @@ tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uin
     tr->out = malloc(tr->out_cap * sizeof(conn_t));
     tr->slot_cap = 4096;
     tr->slots = malloc(tr->slot_cap * sizeof(int32_t));
-    if (!tr->flows || !tr->free_idx || !tr->out || !tr->slots) {
+    tr->ring_cap = 1024;
+    tr->ring_limit = tr->ring_cap;
+    while (tr->ring_limit < reorder_limit)
+        tr->ring_limit *= 2;
+    tr->ring = malloc(tr->ring_cap * sizeof(conn_t));
+    tr->ring_ready = calloc(tr->ring_cap, 1);
+    if (!tr->flows || !tr->free_idx || !tr->out || !tr->slots || !tr->ring || !tr->ring_ready) {
         tracker_free(tr);
         return NULL;
     }
@@ -928,5 +1025,7 @@ void tracker_free(tracker_t *tr)
     free(tr->free_idx);
     free(tr->out);
     free(tr->slots);
+    free(tr->ring);
+    free(tr->ring_ready);
     free(tr);
 }

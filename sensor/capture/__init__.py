@@ -6,18 +6,17 @@ file name): classic pcap, pcapng, either gzip-compressed or not.
 
 from __future__ import annotations
 
-import gzip
 import struct
 from pathlib import Path
 
 from sensor.capture.base import CaptureReader, Damage, NotACaptureError, PacketBatch
+from sensor.capture.gzipstream import GZIP_MAGIC, GzipStream
 from sensor.capture.pcap import MAGICS as PCAP_MAGICS
 from sensor.capture.pcap import PcapReader
 from sensor.capture.pcapng import SHB_TYPE, PcapngReader
 
 __all__ = ["CaptureReader", "Damage", "NotACaptureError", "PacketBatch", "open_capture"]
 
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 def open_capture(path: str | Path) -> CaptureReader:
@@ -27,11 +26,10 @@ def open_capture(path: str | Path) -> CaptureReader:
     try:
         stream, compressed = raw, False
         if raw.peek(2)[:2] == GZIP_MAGIC:
-            stream, compressed = gzip.GzipFile(fileobj=raw, mode="rb"), True
-        try:
-            head = stream.read(4)
-        except (OSError, EOFError) as exc:  # corrupt gzip header
-            raise NotACaptureError(f"{path}: unreadable gzip data ({exc})") from None
+            stream, compressed = GzipStream(raw), True
+        head = stream.read(4)
+        if compressed and len(head) < 4 and stream.problem:
+            raise NotACaptureError(f"{path}: unreadable gzip data: {stream.problem}")
         if len(head) < 4:
             raise NotACaptureError(f"{path}: too short to be a capture ({len(head)} bytes)")
         (magic,) = struct.unpack("<I", head)

@@ -19,9 +19,10 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from sensor import _fastpath
-from sensor.rows import empty_packets
+from sensor.rows import packet_rows_for_walker
 
 CHUNK_BYTES = 4 << 20
+HEADROOM = 1 << 20  # room for the unread tail of a chunk, so buffers are rarely regrown
 BATCH_ROWS = 65536
 MAX_CAPLEN: int = _fastpath.MAX_CAPLEN
 
@@ -64,7 +65,11 @@ class Damage:
 
 @dataclass
 class PacketBatch:
-    """One chunk of capture bytes and the packets found in it."""
+    """One chunk of capture bytes and the packets found in it.
+
+    The buffer is reused for a later chunk: it is valid until the batch
+    after the next one is read.  Copy what must outlive that.
+    """
 
     buffer: memoryview
     rows: np.ndarray
@@ -102,6 +107,8 @@ class CaptureReader(ABC):
         self._last_ts = 0
         self._eof = False
         self._base = 0
+        self._spare: bytearray | None = None
+        self._read_at = 0
 
     # ---------------------------------------------------- format hooks
 
@@ -129,23 +136,46 @@ class CaptureReader(ABC):
     # --------------------------------------------------------- stream
 
     def _read_into(self, view: memoryview) -> int:
+        """Fill view from the stream; a read error (a corrupt gzip stream, an
+        I/O error) is damage at the current offset and ends the stream."""
         got = 0
         while got < len(view):
-            n = self._stream.readinto(view[got:])
+            try:
+                n = self._stream.readinto(view[got:])
+            except OSError as exc:
+                self._report_read_error(got, exc.strerror or str(exc))
+                n = 0
             if not n:
                 self._eof = True
+                problem = getattr(self._stream, "problem", None)
+                if problem:
+                    self._report_read_error(got, problem)
                 break
             got += n
         return got
 
+    def _report_read_error(self, got: int, what: str) -> None:
+        self.damage.append(
+            Damage(self.path, self._read_at + got, "read_error", what, compressed=self.compressed)
+        )
+
     def _refill(self, buf: memoryview, keep_from: int) -> memoryview:
-        """Keep buf[keep_from:] and append the next chunk of the stream."""
+        """Keep buf[keep_from:] and append the next chunk of the stream.
+
+        Two buffers alternate, so the batch just yielded stays valid while
+        the next one is read and no chunk is allocated (and page-faulted)
+        afresh; a buffer only grows for a record bigger than its headroom.
+        """
         keep = buf[keep_from:]
-        new = bytearray(len(keep) + CHUNK_BYTES)
-        new[: len(keep)] = keep
-        got = self._read_into(memoryview(new)[len(keep) :])
+        self._read_at = self._base + len(buf)  # stream offset of the bytes about to be read
+        need = len(keep) + CHUNK_BYTES
+        spare, self._spare = self._spare, buf.obj if isinstance(buf.obj, bytearray) else None
+        if spare is None or len(spare) < need:
+            spare = bytearray(max(need, CHUNK_BYTES + HEADROOM))
+        spare[: len(keep)] = keep
+        got = self._read_into(memoryview(spare)[len(keep) : need])
         self._base += keep_from
-        return memoryview(new)[: len(keep) + got]
+        return memoryview(spare)[: len(keep) + got]
 
     def _report(self, offset: int, reason: str, detail: str, skipped: int = 0, resumed: bool = False) -> None:
         """Record damage at a position of the current buffer."""
@@ -163,8 +193,10 @@ class CaptureReader(ABC):
         pos = self._start(buf)
         if pos < 0:
             return
+        row_sets = [packet_rows_for_walker(BATCH_ROWS), packet_rows_for_walker(BATCH_ROWS)]
         while True:
-            rows = empty_packets(BATCH_ROWS)
+            rows = row_sets[0]
+            row_sets.reverse()  # alternate, like the byte buffers
             walk = self._walk(buf, pos, rows)
             if walk.n:
                 yield PacketBatch(buf, rows[: walk.n], self._base)

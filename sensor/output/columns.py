@@ -38,35 +38,30 @@ class Column:
     names: tuple[str, ...] = ()        # ENUM
 
     def spec(self) -> tuple:
-        src, off, stride, fmt = _source(self.values)
-        src2, off2, stride2, fmt2 = _source(self.values2)
         width = self.values.dtype.itemsize if self.kind == CHARS else 0
         names = tuple(n.encode() for n in self.names) if self.kind == ENUM else ()
-        return (self.kind, self.key, src, off, stride, fmt, src2, off2, stride2, fmt2,
-                self.decimals, width, names)
+        values, fmt = _source(self.values)
+        values2, fmt2 = _source(self.values2)
+        return (self.kind, self.key, values, fmt, values2, fmt2, self.decimals, width, names)
 
 
 _EMPTY = np.zeros(1, dtype=np.uint8)
 
 
-def _source(values: np.ndarray | None) -> tuple[np.ndarray, int, int, str]:
-    """(contiguous buffer, byte offset, stride, type code) of a 1-D column."""
+def _source(values: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """The column and its type code.  A field of a record array is passed
+    as its strided view: the formatter reads it in place."""
     if values is None:
-        return _EMPTY, 0, 0, "B"
-    root = values
-    while isinstance(root.base, np.ndarray):
-        root = root.base
-    if not root.flags.c_contiguous or values.ndim != 1 or (len(values) and values.strides[0] < 0):
-        values = root = np.ascontiguousarray(values)
-    offset = values.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-    stride = values.strides[0] if len(values) > 1 else values.dtype.itemsize
-    fmt = "B" if values.dtype.kind == "S" else _FMT[(values.dtype.kind, values.dtype.itemsize)]
-    return root.view(np.uint8).reshape(-1) if root.ndim == 1 else root, offset, stride, fmt
+        return _EMPTY, "B"
+    if values.dtype.kind == "S":
+        return values, "B"
+    return values, _FMT[(values.dtype.kind, values.dtype.itemsize)]
 
 
-def format_rows(columns: list[Column], n_rows: int, csv: bool) -> bytes:
-    """JSON lines (one object per row) or CSV lines (no header)."""
-    return _fastpath.format([c.spec() for c in columns], n_rows, csv)
+def format_rows(columns: list[Column], n_rows: int, csv: bool, out: bytearray) -> int:
+    """Write JSON lines (one object per row) or CSV lines (no header) at the
+    start of ``out``, growing it as needed; return the number of bytes."""
+    return _fastpath.format([c.spec() for c in columns], n_rows, csv, out)
 
 
 def csv_header(columns: list[Column]) -> str:

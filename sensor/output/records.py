@@ -20,6 +20,7 @@ from sensor.output.columns import (
 from sensor.rows import CONN_STATES
 
 RECORD_FORMATS = ("jsonl", "csv")
+ROWS_PER_CALL = 16384  # bounds the formatter's buffer to about 10 MB
 
 _KDD_ENUMS = {"protocol_type": PROTOCOL_NAMES, "service": SERVICE_NAMES, "flag": FLAG_NAMES}
 
@@ -64,15 +65,18 @@ class RecordWriter:
         self.csv = fmt == "csv"
         self.records = 0
         self._header_written = False
+        self._buffer = bytearray()  # reused: the formatter writes into it
 
     def write(self, conns: np.ndarray, features: np.ndarray) -> None:
-        columns = record_columns(conns, features)
         if self.csv and not self._header_written:
-            self.stream.write(csv_header(columns).encode())
+            self.stream.write(csv_header(record_columns(conns[:0], features[:0])).encode())
             self._header_written = True
-        if len(conns):
-            self.stream.write(format_rows(columns, len(conns), self.csv))
-            self.records += len(conns)
+        for start in range(0, len(conns), ROWS_PER_CALL):
+            part = slice(start, start + ROWS_PER_CALL)
+            rows = len(conns[part])
+            n = format_rows(record_columns(conns[part], features[part]), rows, self.csv, self._buffer)
+            self.stream.write(memoryview(self._buffer)[:n])
+        self.records += len(conns)
 
     def close(self) -> None:
         self.stream.flush()

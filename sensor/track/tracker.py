@@ -7,7 +7,7 @@ import secrets
 import numpy as np
 
 from sensor import _fastpath
-from sensor.config import Timeouts
+from sensor.config import Limits, Timeouts
 from sensor.features.services import likely_server_ports
 from sensor.rows import CONN_DTYPE
 
@@ -15,19 +15,25 @@ from sensor.rows import CONN_DTYPE
 class ConnectionTracker:
     """Assembles packets into connection records (see ``_native/tracker.c``).
 
-    Records come out when their connection ends: a close or reset plus
-    Zeek's delay, an unanswered SYN after the attempt delay, inactivity,
-    port reuse, or :meth:`flush` at the end of input.
+    A connection ends on a close or reset plus Zeek's delay, an unanswered
+    SYN after the attempt delay, inactivity, port reuse, or :meth:`flush`
+    at the end of input.  Records are released in the order their
+    connections started: a finished record waits (up to
+    ``limits.reorder_records`` of them) until every older connection has
+    finished.  For a capture whose clock runs forward that is start-time
+    order.
     """
 
-    def __init__(self, timeouts: Timeouts, uid_seed: int = 0) -> None:
+    def __init__(self, timeouts: Timeouts, limits: Limits = Limits(), uid_seed: int = 0) -> None:
         likely_tcp, likely_udp = likely_server_ports()
         # the hash seed is secret so crafted traffic cannot force collisions;
         # record uids depend only on the traffic and uid_seed
         self._core = _fastpath.Tracker(
-            timeouts.tracker_ns(), likely_tcp, likely_udp, secrets.randbits(64), uid_seed
+            timeouts.tracker_ns(), likely_tcp, likely_udp, secrets.randbits(64), uid_seed,
+            limits.reorder_records,
         )
         self.now = 0
+        self._out = [bytearray(), bytearray()]  # alternate, like the capture buffers
 
     def process(self, rows: np.ndarray) -> None:
         """Feed decoded packet rows (only rows with status ok are used)."""
@@ -44,17 +50,28 @@ class ConnectionTracker:
         self._core.flush()
 
     def take(self) -> np.ndarray:
-        """Records finished since the last call, in no particular order."""
-        return np.frombuffer(self._core.take(), dtype=CONN_DTYPE)
+        """Records released since the last call, in start order.
 
-    def watermark(self) -> int:
-        """Creation order of the oldest open connection: every record
-        created before it is final."""
-        return self._core.watermark()
+        The array is reused by the call after next: copy what must outlive it.
+        """
+        buf = self._out[0]
+        self._out.reverse()
+        n = self._core.take_into(buf)
+        return np.frombuffer(buf, dtype=CONN_DTYPE, count=n)
 
     @property
     def active(self) -> int:
         return self._core.active
+
+    @property
+    def held(self) -> int:
+        """Finished records waiting for an older connection to finish."""
+        return self._core.held
+
+    @property
+    def released_late(self) -> int:
+        """Records released after younger ones because the wait grew too long."""
+        return self._core.released_late
 
     @property
     def memory(self) -> int:

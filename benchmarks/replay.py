@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Replay throughput on the standard 1,000,000-packet capture.
+
+    python benchmarks/replay.py [--runs N] [--capture PATH]
+
+Writes the capture with ../shared/bench/gen_bench_pcap.py (once; it is
+cached next to this script), warms the page cache, then times the whole
+``sensor replay FILE -o /dev/null`` command (interpreter start-up
+included) and ``tcpdump -r FILE -w /dev/null`` in the same run.  Prints
+packets/s of the median run, the ratio to tcpdump, and the peak RSS of
+the sensor process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+GENERATOR = ROOT.parent / "shared" / "bench" / "gen_bench_pcap.py"
+DEFAULT_CAPTURE = HERE / ".data" / "bench-1M.pcap"
+PACKETS = 1_000_000
+TARGET_PPS = 1_500_000
+TARGET_RSS_MB = 150
+
+
+def ensure_capture(path: Path) -> Path:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"writing the standard capture to {path} ...", file=sys.stderr)
+        subprocess.run([sys.executable, str(GENERATOR), str(path), "--packets", str(PACKETS)], check=True)
+    return path
+
+
+def warm(path: Path) -> None:
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
+def timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one run of cmd."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr}")
+    return elapsed, usage.ru_maxrss
+
+
+def sensor_command() -> list[str]:
+    exe = shutil.which("sensor", path=str(Path(sys.executable).parent)) or shutil.which("sensor")
+    return [exe] if exe else [sys.executable, "-m", "sensor"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE)
+    args = ap.parse_args()
+
+    capture = ensure_capture(args.capture)
+    warm(capture)
+    sensor = sensor_command() + ["replay", str(capture), "-o", "/dev/null", "-q", "--no-progress"]
+    timed(sensor)  # first run: page cache and interpreter caches
+    runs = [timed(sensor) for _ in range(args.runs)]
+    seconds = statistics.median(t for t, _ in runs)
+    rss_mb = max(r for _, r in runs) / 1024
+
+    tcpdump = shutil.which("tcpdump")
+    tcpdump_seconds = None
+    if tcpdump:
+        cmd = [tcpdump, "-r", str(capture), "-w", "/dev/null"]
+        timed(cmd)
+        tcpdump_seconds = statistics.median(timed(cmd)[0] for _ in range(args.runs))
+
+    pps = PACKETS / seconds
+    print(f"capture            {capture} ({capture.stat().st_size / 1e6:.0f} MB, {PACKETS:,} packets)")
+    print(f"sensor replay      {seconds:.3f} s median of {args.runs} (best {min(t for t, _ in runs):.3f} s)")
+    print(f"packets/s          {pps:,.0f}   (target {TARGET_PPS:,}: {'met' if pps >= TARGET_PPS else 'MISSED'})")
+    if tcpdump_seconds:
+        print(f"tcpdump -r -w      {tcpdump_seconds:.3f} s = {PACKETS / tcpdump_seconds:,.0f} packets/s")
+        print(f"ratio to tcpdump   {tcpdump_seconds / seconds:.2f}x tcpdump's rate")
+    else:
+        print("tcpdump            not installed: no comparison")
+    print(f"peak RSS           {rss_mb:.0f} MB   (target {TARGET_RSS_MB} MB: {'met' if rss_mb <= TARGET_RSS_MB else 'MISSED'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
