@@ -31,9 +31,9 @@ class PcapReader(CaptureReader):
             return -1
         (magic,) = struct.unpack_from("<I", buf, 0)
         little, self._nsec, self._rec_hdr = MAGICS[magic]
-        order = "<" if little else ">"
+        self._order = "<" if little else ">"
         self._swapped = host_swapped(little)
-        _, _, _, _, snaplen, linktype = struct.unpack_from(order + "HHiIII", buf, 4)
+        _, _, _, _, snaplen, linktype = struct.unpack_from(self._order + "HHiIII", buf, 4)
         # snaplen 0 (and the odd writer's values above libpcap's maximum) mean "no limit"
         self.snaplen = snaplen if 0 < snaplen <= _fastpath.MAX_CAPLEN else 0
         self.linktype = linktype & 0xFFFF
@@ -53,6 +53,5 @@ class PcapReader(CaptureReader):
 
     def _damage_detail(self, code: int, buf: memoryview, pos: int) -> tuple[str, str]:
         name, text = super()._damage_detail(code, buf, pos)
-        order = ">" if self._swapped != host_swapped(False) else "<"
-        (caplen,) = struct.unpack_from(order + "I", buf, pos + 8)
+        (caplen,) = struct.unpack_from(self._order + "I", buf, pos + 8)
         return name, text.format(caplen=caplen, snaplen=self.snaplen)

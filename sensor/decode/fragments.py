@@ -11,12 +11,15 @@ a multiple of 8, is empty, has a bad IPv4 header checksum, or disagrees
 with the datagram's end.  Each fragment counts at most once.  A datagram
 that never completes is still delivered, when it times out, to the flow
 given by its addresses and protocol (and ports when its first fragment
-arrived), with each of its fragments counted as wrong.
+arrived), with each of its fragments counted as wrong.  A fragment of a
+datagram already reassembled (a late duplicate) overlaps it: it becomes a
+zero-length packet of that datagram's flow, one wrong fragment.
 """
 
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,6 +82,8 @@ class FragmentReassembler:
         self.timeouts = timeouts
         self._pending: dict[tuple, _Datagram] = {}
         self._given_up: list[np.ndarray] = []
+        # recently reassembled datagrams: key -> (time, their packet row)
+        self._done: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
         self.datagrams_reassembled = 0
         self.datagrams_incomplete = 0
 
@@ -102,9 +107,17 @@ class FragmentReassembler:
         return self._take_given_up()
 
     def expire(self, now: int) -> None:
-        """Give up on datagrams whose first fragment is older than the timeout."""
+        """Give up on datagrams whose first fragment is older than the timeout,
+        and forget reassembled ones as old."""
         for key in [k for k, d in self._pending.items() if now - d.first_ts >= self.timeouts.timeout_ns]:
             self._give_up(key)
+        while self._done and now - next(iter(self._done.values()))[0] >= self.timeouts.timeout_ns:
+            self._done.popitem(last=False)
+
+    def _remember(self, key: tuple, ts: int, row: np.ndarray) -> None:
+        self._done[key] = (ts, row)
+        if len(self._done) > self.timeouts.max_datagrams:
+            self._done.popitem(last=False)
 
     def flush(self) -> np.ndarray:
         """Give up on every pending datagram (end of input)."""
@@ -129,6 +142,9 @@ class FragmentReassembler:
         key = (int(r["ip_ver"]), int(r["src_hi"]), int(r["src_lo"]), int(r["dst_hi"]),
                int(r["dst_lo"]), int(r["proto"]), int(r["frag_id"]))
         d = self._pending.get(key)
+        if d is None and key in self._done:
+            rows[i] = _late_duplicate(self._done[key][1], r)
+            return
         if d is None:
             if len(self._pending) >= self.timeouts.max_datagrams:
                 self._give_up(min(self._pending, key=lambda k: self._pending[k].first_ts))
@@ -156,7 +172,9 @@ class FragmentReassembler:
         if d.complete():
             del self._pending[key]
             self.datagrams_reassembled += 1
-            rows[i] = _datagram_row(key, d, r, given_up=False)[0]
+            done = _datagram_row(key, d, r, given_up=False)
+            rows[i] = done[0]
+            self._remember(key, d.last_ts, done)
         else:
             rows["status"][i] = ABSORBED
 
@@ -215,6 +233,17 @@ def _datagram_row(key: tuple, d: _Datagram, template: np.void, given_up: bool) -
     return result
 
 
+def _late_duplicate(done: np.ndarray, fragment: np.void) -> np.void:
+    """A fragment of an already reassembled datagram: an empty packet of its flow."""
+    row = done.copy()
+    row["ts"], row["frame"] = fragment["ts"], fragment["frame"]
+    row["ip_len"] = fragment["ip_len"]
+    row["l4_len"] = 0
+    row["tcp_flags"] = 0
+    row["wrong_frag"] = 1
+    return row[0]
+
+
 def _transport_header_len(row: np.void) -> int:
     if row["status"] != OK:
         return 0
@@ -227,7 +256,8 @@ def _synthetic_packet(ip_ver: int, d: _Datagram, proto: int, src_hi: int, src_lo
     data = d.head[d.hdr_len :]
     if ip_ver == 4:
         header = bytearray(d.head[: d.hdr_len])
-        struct.pack_into("!HH", header, 2, len(header) + len(data), 0)  # length; no MF, offset 0
+        struct.pack_into("!H", header, 2, len(header) + len(data))  # total length
+        struct.pack_into("!H", header, 6, 0)  # no more-fragments flag, offset 0
         return bytes(header) + data
     fixed = struct.pack("!IHBB", 6 << 28, len(data), proto, 64)
     return fixed + struct.pack("!QQQQ", src_hi, src_lo, dst_hi, dst_lo) + data

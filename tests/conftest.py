@@ -1,0 +1,29 @@
+"""Shared test set-up: where the shared captures live, and tool checks.
+
+Tests need tshark (the decoding oracle) and the shared material beside the
+checkout; both are installed/provided by the README's test command.  A
+missing tool fails the run loudly instead of skipping tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+PCAPS = sorted((SHARED / "pcaps").glob("*.pcap*")) + sorted((SHARED / "pcaps").glob("*.cap"))
+FIXTURES = ROOT / "fixtures"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def pytest_sessionstart(session):
+    missing = [tool for tool in ("tshark",) if shutil.which(tool) is None]
+    if missing:
+        raise pytest.UsageError(f"missing test tools {missing}: run the README's test command (scripts/bootstrap --dev)")
+    if not PCAPS:
+        raise pytest.UsageError(f"no shared captures under {SHARED / 'pcaps'}: the shared material must sit beside the checkout")
