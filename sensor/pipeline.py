@@ -54,7 +54,7 @@ class Summary:
     unreadable: list[str] = field(default_factory=list)
     fragments_reassembled: int = 0
     fragments_incomplete: int = 0
-    released_early: int = 0
+    released_late: int = 0
 
     @property
     def malformed(self) -> int:
@@ -100,7 +100,7 @@ class Pipeline:
         s = self.summary
         s.fragments_reassembled = self.fragments.datagrams_reassembled
         s.fragments_incomplete = self.fragments.datagrams_incomplete
-        s.released_early = self.tracker.released_late
+        s.released_late = self.tracker.released_late
         return s
 
     def _emit(self, conns: np.ndarray) -> None:

@@ -62,8 +62,8 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
         rows.append(("damaged stretches", str(len(summary.damage))))
     if summary.unreadable:
         rows.append(("unreadable files", str(len(summary.unreadable))))
-    if summary.released_early:
-        rows.append(("records released out of start order", f"{summary.released_early:,}"))
+    if summary.released_late:
+        rows.append(("records released out of start order", f"{summary.released_late:,}"))
     return rows
 
 

@@ -602,20 +602,26 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
+/* time + delay, saturating: timestamps from a damaged capture can be huge */
+static int64_t later(int64_t t, int64_t delay)
+{
+    return t > INT64_MAX - delay ? INT64_MAX : t + delay;
+}
+
 static int64_t flow_deadline(const tracker_t *tr, const flow_t *f)
 {
     const timeouts_t *to = &tr->to;
     if (f->proto == 6) {
-        int64_t d = f->ts_last + (f->left_handshake ? to->tcp_inactivity : to->tcp_handshake);
+        int64_t d = later(f->ts_last, f->left_handshake ? to->tcp_inactivity : to->tcp_handshake);
         uint8_t os = f->ep[0].state, rs = f->ep[1].state;
         if ((os == EP_SYN_SENT || os == EP_SYN_ACK_SENT) && rs == EP_INACTIVE && f->attempt_ts >= 0)
-            d = min64(d, f->attempt_ts + to->tcp_attempt);
+            d = min64(d, later(f->attempt_ts, to->tcp_attempt));
         if (f->close_ts >= 0)
-            d = min64(d, f->close_ts + to->tcp_close);
+            d = min64(d, later(f->close_ts, to->tcp_close));
         return d;
     }
     int64_t idle = f->proto == 17 ? to->udp_inactivity : to->icmp_inactivity;
-    return min64(f->ts_last + idle, f->ts_first + to->max_lifetime);
+    return min64(later(f->ts_last, idle), later(f->ts_first, to->max_lifetime));
 }
 
 /* ------------------------------------------------------------- output */
@@ -812,7 +818,7 @@ static int finish(tracker_t *tr, int32_t idx, uint8_t reason)
 /* Why a deadline fired: UDP/ICMP records can also end by lifetime. */
 static uint8_t expiry_reason(const tracker_t *tr, const flow_t *f)
 {
-    if (f->proto != 6 && f->deadline == f->ts_first + tr->to.max_lifetime)
+    if (f->proto != 6 && f->deadline == later(f->ts_first, tr->to.max_lifetime))
         return END_LIFETIME;
     return END_TIMEOUT;
 }
@@ -1003,7 +1009,7 @@ tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uin
     tr->out = malloc(tr->out_cap * sizeof(conn_t));
     tr->slot_cap = 4096;
     tr->slots = malloc(tr->slot_cap * sizeof(int32_t));
-    tr->ring_cap = 1024;
+    tr->ring_cap = 16;
     tr->ring_limit = tr->ring_cap;
     while (tr->ring_limit < reorder_limit)
         tr->ring_limit *= 2;

@@ -140,32 +140,34 @@ size_t resync_pcap(const uint8_t *buf, size_t start, size_t end, int swapped, in
 #define BT_ISB 0x00000005u
 #define BT_EPB 0x00000006u
 
+/* Timestamp units of an interface to ns since the epoch; absurd values
+   (from a damaged block) saturate instead of overflowing. */
 static int64_t ts_to_ns(uint64_t units, const iface_t *ifc)
 {
-    int64_t ns;
+    __int128 ns;
     int r = ifc->tsresol;
 
     if (r >= 0) {
         if (r <= 9) {
             static const int64_t mul[10] = {1000000000, 100000000, 10000000, 1000000, 100000,
                                             10000, 1000, 100, 10, 1};
-            ns = (int64_t)units * mul[r];
+            ns = (__int128)units * mul[r];
         } else {
             uint64_t div = 1;
             for (int i = 9; i < r && i < 28; i++)
                 div *= 10;
-            ns = (int64_t)(units / div);
+            ns = units / div;
         }
     } else {
         int shift = -r;
-        if (shift >= 64) {
-            ns = 0;
-        } else {
-            unsigned __int128 scaled = (unsigned __int128)units * 1000000000u;
-            ns = (int64_t)(scaled >> shift);
-        }
+        ns = shift >= 64 ? 0 : ((unsigned __int128)units * 1000000000u) >> shift;
     }
-    return ns + ifc->tsoffset_ns;
+    ns += ifc->tsoffset_ns;
+    if (ns > INT64_MAX)
+        return INT64_MAX;
+    if (ns < INT64_MIN)
+        return INT64_MIN;
+    return (int64_t)ns;
 }
 
 static void emit(pkt_t *r, walk_t *w, size_t data_off, uint32_t caplen, uint32_t wirelen,
