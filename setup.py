@@ -10,7 +10,7 @@ setup(
             "sensor._fastpath",
             sources=[NATIVE + name for name in ("module.c", "walk.c", "decode.c", "tracker.c", "format.c")],
             depends=[NATIVE + "fastpath.h"],
-            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-fno-strict-aliasing"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-fno-strict-aliasing"],
         )
     ]
 )

@@ -45,8 +45,8 @@ def warm(path: Path) -> None:
             pass
 
 
-def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one run of cmd."""
+def timed(cmd: list[str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one run of cmd."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -55,7 +55,7 @@ def timed(cmd: list[str]) -> tuple[float, int]:
     proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def sensor_command() -> list[str]:
@@ -74,8 +74,9 @@ def main() -> int:
     sensor = sensor_command() + ["replay", str(capture), "-o", "/dev/null", "-q", "--no-progress"]
     timed(sensor)  # first run: page cache and interpreter caches
     runs = [timed(sensor) for _ in range(args.runs)]
-    seconds = statistics.median(t for t, _ in runs)
-    rss_mb = max(r for _, r in runs) / 1024
+    seconds = statistics.median(t for t, _, _ in runs)
+    cpu = statistics.median(c for _, _, c in runs)
+    rss_mb = max(r for _, r, _ in runs) / 1024
 
     tcpdump = shutil.which("tcpdump")
     tcpdump_seconds = None
@@ -86,7 +87,8 @@ def main() -> int:
 
     pps = PACKETS / seconds
     print(f"capture            {capture} ({capture.stat().st_size / 1e6:.0f} MB, {PACKETS:,} packets)")
-    print(f"sensor replay      {seconds:.3f} s median of {args.runs} (best {min(t for t, _ in runs):.3f} s)")
+    print(f"sensor replay      {seconds:.3f} s median of {args.runs} (best {min(t for t, _, _ in runs):.3f} s), "
+          f"{cpu:.3f} s CPU")
     print(f"packets/s          {pps:,.0f}   (target {TARGET_PPS:,}: {'met' if pps >= TARGET_PPS else 'MISSED'})")
     if tcpdump_seconds:
         print(f"tcpdump -r -w      {tcpdump_seconds:.3f} s = {PACKETS / tcpdump_seconds:,.0f} packets/s")

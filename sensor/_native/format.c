@@ -18,25 +18,35 @@ static const char DIGITS2[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
+static inline int decimal_digits(uint64_t v)
+{
+    int n = 1;
+    while (v >= 10000) {
+        v /= 10000;
+        n += 4;
+    }
+    return n + (v >= 10) + (v >= 100) + (v >= 1000);
+}
+
+/* Digits are written backwards straight into the output: no temporary
+   and no variable-length copy. */
 static inline char *put_u64(char *o, uint64_t v)
 {
-    char tmp[20];
-    int n = 20;
+    int n = decimal_digits(v);
+    char *p = o + n;
     while (v >= 100) {
         unsigned d = (unsigned)(v % 100) * 2;
         v /= 100;
-        tmp[--n] = DIGITS2[d + 1];
-        tmp[--n] = DIGITS2[d];
+        *--p = DIGITS2[d + 1];
+        *--p = DIGITS2[d];
     }
     if (v >= 10) {
-        unsigned d = (unsigned)v * 2;
-        tmp[--n] = DIGITS2[d + 1];
-        tmp[--n] = DIGITS2[d];
+        *--p = DIGITS2[v * 2 + 1];
+        *--p = DIGITS2[v * 2];
     } else {
-        tmp[--n] = (char)('0' + v);
+        *--p = (char)('0' + v);
     }
-    memcpy(o, tmp + n, (size_t)(20 - n));
-    return o + (20 - n);
+    return o + n;
 }
 
 static char *put_i64(char *o, int64_t v)
