@@ -183,3 +183,20 @@ def test_times_and_fixed_decimals():
     rows = _format([Column("t", NS_SECONDS, ns), Column("r", FIXED, rates, decimals=2)], len(ns))
     assert [r["t"] for r in rows] == [0.0, 0.0, 0.0, 0.000001, 1700000000.123457, -0.0015]
     assert [r["r"] for r in rows] == [0.0, 0.0, 0.01, 1.0, 0.33, 0.67]
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path):
+    # a 34 MB capture: the bar appears for files of 32 MB and more
+    data = FIXTURE.read_bytes()
+    body = data[24:]
+    big = tmp_path / "big.pcap"
+    big.write_bytes(data[:24] + body * (34_000_000 // len(body) + 1))
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m sensor replay {big} -o /dev/null"
+    tty = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=120)
+    assert tty.returncode == 0
+    assert "big.pcap" in tty.stdout and "MB" in tty.stdout and "replay summary" in tty.stdout
+    piped = replay(big, extra=("-o", "/dev/null"))
+    assert "MB" not in piped.stderr and "packets:" in piped.stderr

@@ -62,7 +62,9 @@ struct tracker {
     size_t flows_cap, flows_hw, active;
     int32_t *free_idx;
     size_t n_free;
-    int32_t *slots;
+    /* open addressing: each slot holds (low 32 bits of the hash) << 32 | flow
+       index, so probes past other flows never touch their memory */
+    uint64_t *slots;
     size_t slot_cap;
     conn_t *out;               /* released records, in creation order */
     size_t n_out, out_cap;
@@ -113,20 +115,37 @@ static int is_directional(uint8_t proto)
 
 /* ------------------------------------------------------- flow table */
 
+#define SLOT_EMPTY UINT64_MAX
+
+static inline uint64_t slot_entry(uint64_t hash, int32_t idx)
+{
+    return (hash << 32) | (uint32_t)idx;
+}
+
+static inline int32_t slot_index(uint64_t e)
+{
+    return (int32_t)(uint32_t)e;
+}
+
+static inline size_t slot_home(uint64_t e, size_t mask)
+{
+    return (size_t)(e >> 32) & mask;
+}
+
 static int table_resize(tracker_t *tr, size_t cap)
 {
-    int32_t *slots = malloc(cap * sizeof(int32_t));
+    uint64_t *slots = malloc(cap * sizeof(uint64_t));
     if (!slots)
         return -1;
-    memset(slots, 0xFF, cap * sizeof(int32_t));
+    memset(slots, 0xFF, cap * sizeof(uint64_t));
     size_t mask = cap - 1;
     for (size_t i = 0; i < tr->flows_hw; i++) {
         if (!tr->flows[i].in_use)
             continue;
         size_t s = tr->flows[i].hash & mask;
-        while (slots[s] >= 0)
+        while (slots[s] != SLOT_EMPTY)
             s = (s + 1) & mask;
-        slots[s] = (int32_t)i;
+        slots[s] = slot_entry(tr->flows[i].hash, (int32_t)i);
     }
     free(tr->slots);
     tr->slots = slots;
@@ -134,14 +153,27 @@ static int table_resize(tracker_t *tr, size_t cap)
     return 0;
 }
 
+static void table_insert(tracker_t *tr, uint64_t h, int32_t idx)
+{
+    size_t mask = tr->slot_cap - 1;
+    size_t s = h & mask;
+    while (tr->slots[s] != SLOT_EMPTY)
+        s = (s + 1) & mask;
+    tr->slots[s] = slot_entry(h, idx);
+}
+
 /* dir: 0 when the packet travels orig -> resp, 1 for resp -> orig */
 static int32_t table_find(const tracker_t *tr, uint64_t h, const pkt_t *r, int *dir)
 {
     size_t mask = tr->slot_cap - 1;
+    uint32_t tag = (uint32_t)h;
     for (size_t s = h & mask;; s = (s + 1) & mask) {
-        int32_t idx = tr->slots[s];
-        if (idx < 0)
+        uint64_t e = tr->slots[s];
+        if (e == SLOT_EMPTY)
             return -1;
+        if ((uint32_t)(e >> 32) != tag)
+            continue;
+        int32_t idx = slot_index(e);
         const flow_t *f = tr->flows + idx;
         if (f->hash != h || f->proto != r->proto)
             continue;
@@ -163,23 +195,23 @@ static void table_remove(tracker_t *tr, int32_t idx)
 {
     size_t mask = tr->slot_cap - 1;
     size_t i = tr->flows[idx].hash & mask;
-    while (tr->slots[i] != idx)
+    while (slot_index(tr->slots[i]) != idx)
         i = (i + 1) & mask;
     /* backward-shift deletion keeps probe chains intact without tombstones */
     size_t j = i;
     for (;;) {
         j = (j + 1) & mask;
-        int32_t e = tr->slots[j];
-        if (e < 0)
+        uint64_t e = tr->slots[j];
+        if (e == SLOT_EMPTY)
             break;
-        size_t home = tr->flows[e].hash & mask;
+        size_t home = slot_home(e, mask);
         int move = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
         if (move) {
             tr->slots[i] = e;
             i = j;
         }
     }
-    tr->slots[i] = -1;
+    tr->slots[i] = SLOT_EMPTY;
 }
 
 static int32_t flow_alloc(tracker_t *tr)
@@ -435,6 +467,13 @@ static void flip_roles(flow_t *f)
     add_history_raw(f, '^');
 }
 
+/* A FIN or RST moving the sender to CLOSED or RESET: the packet closes it. */
+static int closing(flow_t *f, ep_t *ep, const ep_t *peer, uint8_t state)
+{
+    set_state(f, ep, peer, state);
+    return 1;
+}
+
 static void connection_closed(flow_t *f, ep_t *ep, const ep_t *peer)
 {
     if (ep->did_close)
@@ -477,14 +516,10 @@ static int update_state_machine(flow_t *f, int *dir, const pkt_t *r, int32_t del
                 set_state(f, ep, peer, EP_ESTABLISHED);
             }
         }
-        if (fin) {
-            set_state(f, ep, peer, EP_CLOSED);
-            do_close = 1;
-        }
-        if (rst) {
-            set_state(f, ep, peer, EP_RESET);
-            do_close = 1;
-        }
+        if (fin)
+            do_close = closing(f, ep, peer, EP_CLOSED);
+        if (rst)
+            do_close = closing(f, ep, peer, EP_RESET);
         if (ep->state == EP_INACTIVE) {  /* no control flag moved it */
             if (!sent_by_orig && r->l4_len == 0 && f->ep[0].state == EP_SYN_SENT)
                 ;  /* an ACK of the SYN before the SYN/ACK: not a partial connection */
@@ -496,29 +531,22 @@ static int update_state_machine(flow_t *f, int *dir, const pkt_t *r, int32_t del
         break;
     case EP_SYN_SENT:
     case EP_SYN_ACK_SENT:
-        if (fin) {
-            set_state(f, ep, peer, EP_CLOSED);
-            do_close = 1;
-        }
-        if (rst) {
-            set_state(f, ep, peer, EP_RESET);
-            do_close = 1;
-        }
+        if (fin)
+            do_close = closing(f, ep, peer, EP_CLOSED);
+        if (rst)
+            do_close = closing(f, ep, peer, EP_RESET);
         break;
     case EP_ESTABLISHED:
     case EP_PARTIAL:
         if (syn && ep->state == EP_PARTIAL && peer->state == EP_INACTIVE && !ack)
             set_state(f, ep, peer, EP_SYN_SENT);
         if (fin && !rst) {
-            set_state(f, ep, peer, EP_CLOSED);
+            do_close = closing(f, ep, peer, EP_CLOSED);
             if (peer->state == EP_RESET && peer->prev_state == EP_CLOSED)
                 set_state(f, peer, ep, EP_CLOSED);  /* FIN then RST is a normal close */
-            do_close = 1;
         }
-        if (rst) {
-            set_state(f, ep, peer, EP_RESET);
-            do_close = 1;
-        }
+        if (rst)
+            do_close = closing(f, ep, peer, EP_RESET);
         break;
     case EP_CLOSED:
         if (rst && peer->state != EP_CLOSED) {
@@ -873,11 +901,7 @@ static int32_t create_flow(tracker_t *tr, const pkt_t *r, uint64_t h, int *dir)
         *dir = 1;
     }
 
-    size_t mask = tr->slot_cap - 1;
-    size_t s = h & mask;
-    while (tr->slots[s] >= 0)
-        s = (s + 1) & mask;
-    tr->slots[s] = idx;
+    table_insert(tr, h, idx);
     tr->active++;
     return idx;
 }
@@ -987,7 +1011,7 @@ size_t tracker_active(const tracker_t *tr)
 size_t tracker_memory(const tracker_t *tr)
 {
     return sizeof(*tr) + tr->flows_cap * (sizeof(flow_t) + sizeof(int32_t)) +
-           tr->slot_cap * sizeof(int32_t) + tr->out_cap * sizeof(conn_t) +
+           tr->slot_cap * sizeof(uint64_t) + tr->out_cap * sizeof(conn_t) +
            tr->ring_cap * (sizeof(conn_t) + 1);
 }
 
@@ -1008,7 +1032,7 @@ tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uin
     tr->out_cap = 1024;
     tr->out = malloc(tr->out_cap * sizeof(conn_t));
     tr->slot_cap = 4096;
-    tr->slots = malloc(tr->slot_cap * sizeof(int32_t));
+    tr->slots = malloc(tr->slot_cap * sizeof(uint64_t));
     tr->ring_cap = 16;
     tr->ring_limit = tr->ring_cap;
     while (tr->ring_limit < reorder_limit)
@@ -1019,7 +1043,7 @@ tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uin
         tracker_free(tr);
         return NULL;
     }
-    memset(tr->slots, 0xFF, tr->slot_cap * sizeof(int32_t));
+    memset(tr->slots, 0xFF, tr->slot_cap * sizeof(uint64_t));
     return tr;
 }
 

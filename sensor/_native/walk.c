@@ -26,9 +26,17 @@ static inline uint16_t rd16(const uint8_t *p, int swapped)
     return swapped ? __builtin_bswap16(v) : v;
 }
 
-static void init_row(pkt_t *r)
+static void emit(pkt_t *r, walk_t *w, size_t data_off, uint32_t caplen, uint32_t wirelen,
+                 int64_t ts, uint32_t linktype)
 {
     memset(r, 0, sizeof(*r));
+    r->ts = ts;
+    r->frame = w->next_frame++;
+    r->frame_off = (uint32_t)data_off;
+    r->caplen = caplen;
+    r->wirelen = wirelen < caplen ? caplen : wirelen;
+    r->linktype = (uint16_t)linktype;
+    w->last_ts = ts;
 }
 
 /* ---------------------------------------------------------------- pcap */
@@ -86,15 +94,8 @@ void walk_pcap(const uint8_t *buf, size_t end, int swapped, int nsec, size_t rec
             w->status = WALK_NEED_MORE;
             break;
         }
-        pkt_t *r = out + n++;
-        init_row(r);
-        r->ts = (int64_t)sec * 1000000000 + (int64_t)frac * (nsec ? 1 : 1000);
-        r->frame = w->next_frame++;
-        r->frame_off = (uint32_t)(pos + rec_hdr_len);
-        r->caplen = caplen;
-        r->wirelen = wirelen < caplen ? caplen : wirelen;
-        r->linktype = (uint16_t)linktype;
-        w->last_ts = r->ts;
+        emit(out + n++, w, pos + rec_hdr_len, caplen, wirelen,
+             (int64_t)sec * 1000000000 + (int64_t)frac * (nsec ? 1 : 1000), linktype);
         pos += rec_hdr_len + caplen;
     }
     w->pos = pos;
@@ -168,19 +169,6 @@ static int64_t ts_to_ns(uint64_t units, const iface_t *ifc)
     if (ns < INT64_MIN)
         return INT64_MIN;
     return (int64_t)ns;
-}
-
-static void emit(pkt_t *r, walk_t *w, size_t data_off, uint32_t caplen, uint32_t wirelen,
-                 int64_t ts, uint32_t linktype)
-{
-    init_row(r);
-    r->ts = ts;
-    r->frame = w->next_frame++;
-    r->frame_off = (uint32_t)data_off;
-    r->caplen = caplen;
-    r->wirelen = wirelen < caplen ? caplen : wirelen;
-    r->linktype = (uint16_t)linktype;
-    w->last_ts = ts;
 }
 
 void walk_pcapng(const uint8_t *buf, size_t end, int swapped, const iface_t *ifaces,
