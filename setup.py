@@ -8,7 +8,7 @@ setup(
     ext_modules=[
         Extension(
             "sensor._fastpath",
-            sources=[NATIVE + name for name in ("module.c", "walk.c", "decode.c", "tracker.c", "format.c")],
+            sources=[NATIVE + name for name in ("module.c", "walk.c", "decode.c", "tracker.c", "content.c", "windows.c", "format.c")],
             depends=[NATIVE + "fastpath.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-fno-strict-aliasing"],
         )

@@ -11,7 +11,7 @@ quarter of the time, and a replay's start-up is part of its speed.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -57,6 +57,35 @@ class Services(_Section):
     private_below: Annotated[int, msgspec.Meta(ge=0, le=65536)] = 1024
 
 
+KDD_FLAGS = Literal["SF", "S0", "S1", "S2", "S3", "REJ", "RSTO", "RSTOS0", "RSTR", "SH", "OTH"]
+
+
+class Traffic(_Section):
+    """KDD traffic features 23-41 (docs/features.md has the evidence for each default)."""
+
+    time_window: Seconds = 2.0
+    # the last N records before each one, sliced by host and by service
+    host_window: Count = 256
+    # bound on the 2-second window in a flood: the most recent records are kept
+    time_window_records: Count = 65536
+    # 'distinct': distinct services/hosts, own included, 0 when only one (the KDD rows);
+    # 'complement': 1 - same rate (AIIDS, gure)
+    diff_rates: Literal["distinct", "complement"] = "distinct"
+    # 'with_current': host-window rates over the record itself and the most recent
+    # earlier ones (the KDD rows); 'earlier_only': over the earlier records (spec 7.3)
+    host_rates: Literal["with_current", "earlier_only"] = "with_current"
+    serror_flags: tuple[KDD_FLAGS, ...] = ("S0", "S1", "S2", "S3", "SH")
+    rerror_flags: tuple[KDD_FLAGS, ...] = ("REJ", "RSTO", "RSTOS0", "RSTR")
+    count_cap: Count = 511
+    host_count_cap: Count = 255
+
+
+class Content(_Section):
+    """KDD content features 10-22."""
+
+    byte_cap: Count = 65536  # bytes analyzed per direction of a connection
+
+
 class Limits(_Section):
     fragment_datagrams: Count = 65536  # IP datagrams held for reassembly at once
     # finished records held back to keep start order behind a long-open connection
@@ -66,6 +95,8 @@ class Limits(_Section):
 class SensorConfig(_Section):
     timeouts: Timeouts = Timeouts()
     services: Services = Services()
+    traffic: Traffic = Traffic()
+    content: Content = Content()
     limits: Limits = Limits()
 
 

@@ -16,7 +16,7 @@ from sensor._logging import get_logger
 from sensor.capture import Damage, PacketBatch
 from sensor.config import NS, SensorConfig
 from sensor.decode import FragmentReassembler, FragmentTimeouts, decode
-from sensor.features import basic_features
+from sensor.features import FeatureEngine
 from sensor.rows import FIRST_MALFORMED, STATUS_NAMES
 from sensor.track import ConnectionTracker
 
@@ -68,7 +68,8 @@ class Pipeline:
         self.config = config
         self.sinks = list(sinks)
         self.summary = Summary()
-        self.tracker = ConnectionTracker(config.timeouts, config.limits, uid_seed)
+        self.tracker = ConnectionTracker(config.timeouts, config.limits, config.content, uid_seed)
+        self.features = FeatureEngine(config)
         self.fragments = FragmentReassembler(
             FragmentTimeouts(int(config.timeouts.fragment * NS), config.limits.fragment_datagrams)
         )
@@ -79,7 +80,7 @@ class Pipeline:
         decode(batch)
         self._account(batch, source)
         self.tracker.process(self.fragments.process(batch))
-        self.tracker.process(batch.rows)
+        self.tracker.process(batch.rows, batch.buffer)
         self.tracker.expire()
         self._emit(self.tracker.take())
 
@@ -106,7 +107,7 @@ class Pipeline:
     def _emit(self, conns: np.ndarray) -> None:
         if not len(conns):
             return
-        features = basic_features(conns, self.config.services)
+        features = self.features.compute(conns)
         for sink in self.sinks:
             sink.write(conns, features)
         self.summary.connections += len(conns)

@@ -13,7 +13,8 @@ import numpy as np
 from sensor import _fastpath
 
 
-def _dtype(name: str) -> np.dtype:
+def layout_dtype(name: str) -> np.dtype:
+    """The numpy dtype of one of the compiled core's row layouts."""
     itemsize, fields = _fastpath.layouts()[name]
     return np.dtype(
         {
@@ -25,9 +26,9 @@ def _dtype(name: str) -> np.dtype:
     )
 
 
-PKT_DTYPE = _dtype("pkt")
-CONN_DTYPE = _dtype("conn")
-IFACE_DTYPE = _dtype("iface")
+PKT_DTYPE = layout_dtype("pkt")
+CONN_DTYPE = layout_dtype("conn")
+IFACE_DTYPE = layout_dtype("iface")
 
 #: Packet row status names, indexed by the ``status`` column.
 STATUS_NAMES: tuple[str, ...] = _fastpath.STATUS_NAMES

@@ -157,6 +157,18 @@ enum end_reason {
     END_COUNT
 };
 
+/* content analyzers and their pattern groups (order: content_rules.py) */
+enum analyzer { AN_NONE = 0, AN_LOGIN, AN_RLOGIN, AN_RSH, AN_REXEC, AN_FTP, AN_POP3, AN_IMAP,
+                AN_HTTP, AN_SMTP, AN_COUNT };
+
+enum content_group {
+    CG_LOGIN_PROMPT = 0, CG_PASSWORD_PROMPT, CG_LOGIN_FAILED, CG_LOGIN_BANNER, CG_SHELL_PROMPT,
+    CG_ROOT_PROMPT, CG_COMPROMISED, CG_NEW_FILE, CG_SU_COMMAND, CG_SHELL_COMMAND, CG_HOT_WORD,
+    CG_HOT_PREFIX, CG_HOT_CONTAINS, CG_HOT_EXCEPT, CG_FILE_CREATION, CG_ACCESS_FILE,
+    CG_ACCESS_EXCEPT, CG_GUEST_USER, CG_HOST_USER, CG_FTP_SYSTEM_DIR, CG_FTP_ACCESS_FILE,
+    CG_HTTP_HOT, CG_HTTP_CGI, CG_HTTP_SHELL_META, CG_COUNT
+};
+
 typedef struct {
     uint64_t uid;          /* stable id, printed as 'C' + base62 */
     uint64_t order;        /* creation sequence: order of the first packet */
@@ -169,9 +181,38 @@ typedef struct {
     uint32_t urgent, wrong_fragment;
     uint16_t orig_p, resp_p;   /* ICMP: type, code */
     uint8_t  proto, ip_ver, conn_state, hist_len;
-    uint8_t  orig_state, resp_state, end_reason, pad_;
+    uint8_t  orig_state, resp_state, end_reason, ftp_data;
     char     history[HIST_MAX];
+    /* KDD content features 10-22 (num_outbound_cmds is always 0) */
+    uint16_t hot, num_compromised, num_root, num_file_creations, num_access_files;
+    uint8_t  num_failed_logins, logged_in, root_shell, su_attempted, num_shells;
+    uint8_t  is_host_login, is_guest_login, pad_;
 } conn_t;
+
+/* FTP data connections announced by PORT/PASV/EPSV: (address, port) */
+#define EXPECT_PER_CALL 4
+typedef struct {
+    uint64_t hi[EXPECT_PER_CALL], lo[EXPECT_PER_CALL];
+    uint16_t port[EXPECT_PER_CALL];
+    int n;
+} expect_t;
+
+typedef struct content content_t;
+typedef struct content_rules content_rules_t;
+
+content_rules_t *content_rules_new(const uint8_t *blob, size_t len);
+void content_rules_free(content_rules_t *r);
+content_t *content_new(uint8_t kind, uint32_t cap, uint64_t server_hi, uint64_t server_lo);
+void content_free(content_t *c);
+size_t content_size(void);
+/* One TCP segment of direction dir (0: client): its sequence number, where
+   the direction's stream starts, its captured bytes and its true length.
+   Returns the number of holes skipped, or -1 when memory ran out. */
+int content_segment(content_t *c, const content_rules_t *r, int dir, uint32_t seq, uint32_t start,
+                    const uint8_t *data, uint32_t caplen, uint32_t len, expect_t *ex);
+/* End of the connection: skip the holes left; holes[d] += holes per direction. */
+void content_finish(content_t *c, const content_rules_t *r, int holes[2]);
+void content_features(const content_t *c, conn_t *out);
 
 typedef struct {
     int64_t tcp_inactivity;       /* established connections */
@@ -188,11 +229,13 @@ typedef struct tracker tracker_t;
 /* Records are released in creation (start) order; at most about
    reorder_limit finished records wait behind an open connection. */
 tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uint8_t *likely_udp,
-                       uint64_t hash_seed, uint64_t uid_seed, size_t reorder_limit);
+                       uint64_t hash_seed, uint64_t uid_seed, size_t reorder_limit,
+                       const uint8_t *analyzer_port, const uint8_t *rules, size_t rules_len,
+                       uint32_t content_cap);
 void tracker_free(tracker_t *tr);
 /* Each returns 0, or -1 when memory ran out. Released records accumulate
    in the tracker's output buffer until tracker_clear_output(). */
-int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n);
+int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n, const uint8_t *buf, size_t buflen);
 int tracker_expire(tracker_t *tr, int64_t now);
 int tracker_flush(tracker_t *tr);
 conn_t *tracker_output(tracker_t *tr, size_t *n);
@@ -201,6 +244,49 @@ size_t tracker_held(const tracker_t *tr);
 uint64_t tracker_released_late(const tracker_t *tr);
 size_t tracker_active(const tracker_t *tr);
 size_t tracker_memory(const tracker_t *tr);
+
+/* ------------------------------------------------------------------ */
+/* Traffic windows (KDD features 23-41)                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t  time_window;       /* ns: 2 s */
+    uint32_t host_window;       /* N: the last N records */
+    uint32_t time_max_records;  /* bound on the time window in floods */
+    uint32_t serror_flags;      /* bit per KDD flag code counted as a SYN error */
+    uint32_t rerror_flags;      /* bit per KDD flag code counted as a REJ error */
+    uint16_t count_cap;         /* 511 */
+    uint16_t host_count_cap;    /* 255 */
+    uint8_t  complement_diff;   /* diff rates as complements instead of distinct counts */
+    uint8_t  earlier_only;      /* host-window rates over earlier records only */
+} window_cfg_t;
+
+typedef struct {                /* one record, as the windows see it */
+    int64_t  ts;                /* connection start, ns */
+    uint64_t host_hi, host_lo;  /* destination (responder) address */
+    uint16_t sport;             /* source (originator) port */
+    uint8_t  service, flag;     /* KDD service and flag codes */
+    uint8_t  pad_[4];
+} wrec_t;
+
+typedef struct {
+    uint16_t count, srv_count, dst_host_count, dst_host_srv_count;
+    uint32_t pad_;
+    double serror_rate, srv_serror_rate, rerror_rate, srv_rerror_rate;
+    double same_srv_rate, diff_srv_rate, srv_diff_host_rate;
+    double dst_host_same_srv_rate, dst_host_diff_srv_rate, dst_host_same_src_port_rate;
+    double dst_host_srv_diff_host_rate, dst_host_serror_rate, dst_host_srv_serror_rate;
+    double dst_host_rerror_rate, dst_host_srv_rerror_rate;
+} winfeat_t;
+
+typedef struct windows windows_t;
+
+windows_t *windows_new(const window_cfg_t *cfg, uint64_t hash_seed);
+void windows_free(windows_t *w);
+/* Features of n records in start order; 0, or -1 when memory ran out. */
+int windows_process(windows_t *w, const wrec_t *recs, size_t n, winfeat_t *out);
+size_t windows_memory(const windows_t *w);
+double kdd_rate(double k, double n);
 
 /* ------------------------------------------------------------------ */
 /* Formatter: JSON lines / CSV from column descriptions                */

@@ -46,7 +46,30 @@ static const field_t conn_fields[] = {
     F(conn_t, orig_p, "<u2"), F(conn_t, resp_p, "<u2"), F(conn_t, proto, "u1"),
     F(conn_t, ip_ver, "u1"), F(conn_t, conn_state, "u1"), F(conn_t, hist_len, "u1"),
     F(conn_t, orig_state, "u1"), F(conn_t, resp_state, "u1"), F(conn_t, end_reason, "u1"),
-    {"history", "S" "32", offsetof(conn_t, history)},
+    F(conn_t, ftp_data, "u1"), {"history", "S" "32", offsetof(conn_t, history)},
+    F(conn_t, hot, "<u2"), F(conn_t, num_compromised, "<u2"), F(conn_t, num_root, "<u2"),
+    F(conn_t, num_file_creations, "<u2"), F(conn_t, num_access_files, "<u2"),
+    F(conn_t, num_failed_logins, "u1"), F(conn_t, logged_in, "u1"), F(conn_t, root_shell, "u1"),
+    F(conn_t, su_attempted, "u1"), F(conn_t, num_shells, "u1"), F(conn_t, is_host_login, "u1"),
+    F(conn_t, is_guest_login, "u1"),
+};
+
+static const field_t wrec_fields[] = {
+    F(wrec_t, ts, "<i8"), F(wrec_t, host_hi, "<u8"), F(wrec_t, host_lo, "<u8"),
+    F(wrec_t, sport, "<u2"), F(wrec_t, service, "u1"), F(wrec_t, flag, "u1"),
+};
+
+static const field_t winfeat_fields[] = {
+    F(winfeat_t, count, "<u2"), F(winfeat_t, srv_count, "<u2"), F(winfeat_t, serror_rate, "<f8"),
+    F(winfeat_t, srv_serror_rate, "<f8"), F(winfeat_t, rerror_rate, "<f8"),
+    F(winfeat_t, srv_rerror_rate, "<f8"), F(winfeat_t, same_srv_rate, "<f8"),
+    F(winfeat_t, diff_srv_rate, "<f8"), F(winfeat_t, srv_diff_host_rate, "<f8"),
+    F(winfeat_t, dst_host_count, "<u2"), F(winfeat_t, dst_host_srv_count, "<u2"),
+    F(winfeat_t, dst_host_same_srv_rate, "<f8"), F(winfeat_t, dst_host_diff_srv_rate, "<f8"),
+    F(winfeat_t, dst_host_same_src_port_rate, "<f8"),
+    F(winfeat_t, dst_host_srv_diff_host_rate, "<f8"), F(winfeat_t, dst_host_serror_rate, "<f8"),
+    F(winfeat_t, dst_host_srv_serror_rate, "<f8"), F(winfeat_t, dst_host_rerror_rate, "<f8"),
+    F(winfeat_t, dst_host_srv_rerror_rate, "<f8"),
 };
 
 static const field_t iface_fields[] = {
@@ -77,9 +100,12 @@ static PyObject *py_layouts(PyObject *self, PyObject *args)
 {
     (void)self;
     (void)args;
-    return Py_BuildValue("{sNsNsN}", "pkt", layout(pkt_fields, NFIELDS(pkt_fields), sizeof(pkt_t)),
-                         "conn", layout(conn_fields, NFIELDS(conn_fields), sizeof(conn_t)),
-                         "iface", layout(iface_fields, NFIELDS(iface_fields), sizeof(iface_t)));
+    return Py_BuildValue(
+        "{sNsNsNsNsN}", "pkt", layout(pkt_fields, NFIELDS(pkt_fields), sizeof(pkt_t)), "conn",
+        layout(conn_fields, NFIELDS(conn_fields), sizeof(conn_t)), "iface",
+        layout(iface_fields, NFIELDS(iface_fields), sizeof(iface_t)), "wrec",
+        layout(wrec_fields, NFIELDS(wrec_fields), sizeof(wrec_t)), "winfeat",
+        layout(winfeat_fields, NFIELDS(winfeat_fields), sizeof(winfeat_t)));
 }
 
 /* ---------------------------------------------------------- buffers */
@@ -243,29 +269,33 @@ typedef struct {
 static int Tracker_init(TrackerObject *self, PyObject *args, PyObject *kwds)
 {
     timeouts_t t;
-    Py_buffer likely_tcp, likely_udp;
+    Py_buffer likely_tcp, likely_udp, analyzers, rules;
     unsigned long long hash_seed, uid_seed;
     Py_ssize_t reorder_limit;
+    unsigned int content_cap;
     (void)kwds;
-    if (!PyArg_ParseTuple(args, "(LLLLLLL)y*y*KKn", &t.tcp_inactivity, &t.tcp_handshake,
+    if (!PyArg_ParseTuple(args, "(LLLLLLL)y*y*KKny*y*I", &t.tcp_inactivity, &t.tcp_handshake,
                           &t.tcp_attempt, &t.tcp_close, &t.udp_inactivity, &t.icmp_inactivity,
                           &t.max_lifetime, &likely_tcp, &likely_udp, &hash_seed, &uid_seed,
-                          &reorder_limit))
+                          &reorder_limit, &analyzers, &rules, &content_cap))
         return -1;
     int rc = -1;
-    if (likely_tcp.len != 65536 || likely_udp.len != 65536) {
-        PyErr_SetString(PyExc_ValueError, "likely-server port tables must have 65536 entries");
+    if (likely_tcp.len != 65536 || likely_udp.len != 65536 || analyzers.len != 65536) {
+        PyErr_SetString(PyExc_ValueError, "port tables must have 65536 entries");
     } else {
         tracker_free(self->tr);
         self->tr = tracker_new(&t, likely_tcp.buf, likely_udp.buf, hash_seed, uid_seed,
-                               reorder_limit > 0 ? (size_t)reorder_limit : 1);
+                               reorder_limit > 0 ? (size_t)reorder_limit : 1, analyzers.buf,
+                               rules.buf, (size_t)rules.len, content_cap);
         if (!self->tr)
-            PyErr_NoMemory();
+            PyErr_SetString(PyExc_ValueError, "bad content pattern table, or out of memory");
         else
             rc = 0;
     }
     PyBuffer_Release(&likely_tcp);
     PyBuffer_Release(&likely_udp);
+    PyBuffer_Release(&analyzers);
+    PyBuffer_Release(&rules);
     return rc;
 }
 
@@ -286,14 +316,15 @@ static int tracker_ready(TrackerObject *self)
 
 static PyObject *Tracker_process(TrackerObject *self, PyObject *args)
 {
-    Py_buffer rows;
-    if (!tracker_ready(self) || !PyArg_ParseTuple(args, "y*", &rows))
+    Py_buffer rows, buf;
+    if (!tracker_ready(self) || !PyArg_ParseTuple(args, "y*y*", &rows, &buf))
         return NULL;
     size_t n;
     int rc = -2;
     if (rows_view(&rows, sizeof(pkt_t), &n) == 0)
-        rc = tracker_process(self->tr, rows.buf, n);
+        rc = tracker_process(self->tr, rows.buf, n, buf.buf, (size_t)buf.len);
     PyBuffer_Release(&rows);
+    PyBuffer_Release(&buf);
     if (rc == -1)
         return PyErr_NoMemory();
     if (rc == -2)
@@ -371,7 +402,7 @@ static PyObject *Tracker_get_memory(TrackerObject *self, void *closure)
 
 static PyMethodDef Tracker_methods[] = {
     {"process", (PyCFunction)Tracker_process, METH_VARARGS,
-     "process(rows): feed decoded packet rows (status OK rows only are used)."},
+     "process(rows, buffer): feed decoded packet rows (status OK rows only) and their bytes."},
     {"expire", (PyCFunction)Tracker_expire, METH_VARARGS,
      "expire(now_ns): finish every connection whose deadline has passed."},
     {"flush", (PyCFunction)Tracker_flush, METH_NOARGS, "flush(): finish every connection."},
@@ -394,13 +425,120 @@ static PyTypeObject TrackerType = {
     .tp_name = "sensor._fastpath.Tracker",
     .tp_basicsize = sizeof(TrackerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Tracker(timeouts_ns, likely_tcp, likely_udp, hash_seed, uid_seed, reorder_limit)",
+    .tp_doc = "Tracker(timeouts_ns, likely_tcp, likely_udp, hash_seed, uid_seed, reorder_limit, "
+              "analyzer_ports, content_patterns, content_cap)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Tracker_init,
     .tp_dealloc = (destructor)Tracker_dealloc,
     .tp_methods = Tracker_methods,
     .tp_getset = Tracker_getset,
 };
+
+/* ----------------------------------------------------------- Windows */
+
+typedef struct {
+    PyObject_HEAD
+    windows_t *w;
+} WindowsObject;
+
+static int Windows_init(WindowsObject *self, PyObject *args, PyObject *kwds)
+{
+    window_cfg_t c;
+    unsigned long long seed;
+    unsigned int host_window, time_max, serror, rerror, count_cap, host_cap;
+    int complement, earlier;
+    (void)kwds;
+    if (!PyArg_ParseTuple(args, "LIIIIIIppK", &c.time_window, &host_window, &time_max, &serror,
+                          &rerror, &count_cap, &host_cap, &complement, &earlier, &seed))
+        return -1;
+    c.host_window = host_window;
+    c.time_max_records = time_max;
+    c.serror_flags = serror;
+    c.rerror_flags = rerror;
+    c.count_cap = (uint16_t)count_cap;
+    c.host_count_cap = (uint16_t)host_cap;
+    c.complement_diff = (uint8_t)complement;
+    c.earlier_only = (uint8_t)earlier;
+    windows_free(self->w);
+    self->w = windows_new(&c, seed);
+    if (!self->w) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void Windows_dealloc(WindowsObject *self)
+{
+    windows_free(self->w);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Windows_process(WindowsObject *self, PyObject *args)
+{
+    Py_buffer recs, out;
+    if (!self->w) {
+        PyErr_SetString(PyExc_RuntimeError, "Windows is not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "y*w*", &recs, &out))
+        return NULL;
+    size_t n, n_out;
+    int rc = -2;
+    if (rows_view(&recs, sizeof(wrec_t), &n) == 0 && rows_view(&out, sizeof(winfeat_t), &n_out) == 0) {
+        if (n_out < n)
+            PyErr_SetString(PyExc_ValueError, "output rows fewer than input rows");
+        else
+            rc = windows_process(self->w, recs.buf, n, out.buf);
+    }
+    PyBuffer_Release(&recs);
+    PyBuffer_Release(&out);
+    if (rc == -1)
+        return PyErr_NoMemory();
+    if (rc == -2)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Windows_get_memory(WindowsObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSize_t(self->w ? windows_memory(self->w) : 0);
+}
+
+static PyMethodDef Windows_methods[] = {
+    {"process", (PyCFunction)Windows_process, METH_VARARGS,
+     "process(wrecs, out): traffic features of records in start order."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Windows_getset[] = {
+    {"memory", (getter)Windows_get_memory, NULL, "bytes held by the windows", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject WindowsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sensor._fastpath.Windows",
+    .tp_basicsize = sizeof(WindowsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Windows(time_window_ns, host_window, time_max_records, serror_flags, rerror_flags, "
+              "count_cap, host_count_cap, complement_diff, earlier_only, hash_seed)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Windows_init,
+    .tp_dealloc = (destructor)Windows_dealloc,
+    .tp_methods = Windows_methods,
+    .tp_getset = Windows_getset,
+};
+
+static PyObject *py_kdd_rate(PyObject *self, PyObject *args)
+{
+    double k, n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "dd", &k, &n))
+        return NULL;
+    return PyFloat_FromDouble(kdd_rate(k, n));
+}
 
 /* ------------------------------------------------------------ format */
 
@@ -594,6 +732,18 @@ static const char *const damage_names[DAMAGE_COUNT] = {
     "block_body", "unknown_interface",
 };
 
+static const char *const analyzer_names[AN_COUNT] = {
+    "none", "login", "rlogin", "rsh", "rexec", "ftp", "pop3", "imap", "http", "smtp",
+};
+
+static const char *const content_group_names[CG_COUNT] = {
+    "login_prompt", "password_prompt", "login_failed", "login_banner", "shell_prompt",
+    "root_prompt", "compromised", "new_file", "su_command", "shell_command", "hot_word",
+    "hot_prefix", "hot_contains", "hot_except", "file_creation", "access_file", "access_except",
+    "guest_user", "host_user", "ftp_system_dir", "ftp_access_file", "http_hot", "http_cgi",
+    "http_shell_meta",
+};
+
 static const char *const ep_state_names[] = {
     "INACTIVE", "SYN_SENT", "SYN_ACK_SENT", "PARTIAL", "ESTABLISHED", "CLOSED", "RESET",
 };
@@ -605,6 +755,8 @@ static PyMethodDef module_methods[] = {
     {"resync_pcap", py_resync_pcap, METH_VARARGS, "Find the next plausible pcap record."},
     {"resync_pcapng", py_resync_pcapng, METH_VARARGS, "Find the next plausible pcapng block."},
     {"decode", py_decode, METH_VARARGS, "decode(buffer, rows): fill header columns in place."},
+    {"kdd_rate", py_kdd_rate, METH_VARARGS,
+     "kdd_rate(k, n): k/n rounded to 2 decimals as printf('%.2f') does."},
     {"format", py_format, METH_VARARGS,
      "format(columns, n_rows, csv, out: bytearray) -> bytes written at the start of out"},
     {NULL, NULL, 0, NULL},
@@ -617,17 +769,20 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
-    if (PyType_Ready(&TrackerType) < 0)
+    if (PyType_Ready(&TrackerType) < 0 || PyType_Ready(&WindowsType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m)
         return NULL;
     if (PyModule_AddObjectRef(m, "Tracker", (PyObject *)&TrackerType) < 0 ||
+        PyModule_AddObjectRef(m, "Windows", (PyObject *)&WindowsType) < 0 ||
         add_owned(m, "STATUS_NAMES", name_tuple(status_names, PKT_STATUS_COUNT)) < 0 ||
         add_owned(m, "CONN_STATES", name_tuple(conn_state_names, CS_COUNT)) < 0 ||
         add_owned(m, "END_REASONS", name_tuple(end_reason_names, END_COUNT)) < 0 ||
         add_owned(m, "DAMAGE_NAMES", name_tuple(damage_names, DAMAGE_COUNT)) < 0 ||
         add_owned(m, "EP_STATES", name_tuple(ep_state_names, 7)) < 0 ||
+        add_owned(m, "ANALYZERS", name_tuple(analyzer_names, AN_COUNT)) < 0 ||
+        add_owned(m, "CONTENT_GROUPS", name_tuple(content_group_names, CG_COUNT)) < 0 ||
         PyModule_AddIntConstant(m, "FIRST_MALFORMED", PKT_FIRST_MALFORMED) < 0 ||
         PyModule_AddIntConstant(m, "WALK_NEED_MORE", WALK_NEED_MORE) < 0 ||
         PyModule_AddIntConstant(m, "WALK_FULL", WALK_FULL) < 0 ||

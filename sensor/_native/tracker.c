@@ -34,7 +34,7 @@ typedef struct {
     uint64_t hist_last_syn, hist_last_fin, hist_last_rst;
     uint32_t start_seq, last_seq, ack_seq;
     uint32_t seq_wraps, ack_wraps;
-    uint32_t rxmt_cnt, rxmt_thresh, win0_cnt, win0_thresh;
+    uint32_t rxmt_cnt, rxmt_thresh, win0_cnt, win0_thresh, gap_cnt, gap_thresh;
     uint8_t state, prev_state, did_close, fin_cnt;
 } ep_t;
 
@@ -48,10 +48,20 @@ typedef struct {
     uint64_t pkts[2], ip_bytes[2], bytes[2];
     uint32_t urgent, wrong_frag, hist_seen;
     uint16_t a_p, b_p;
-    uint8_t proto, ip_ver, in_use, left_handshake, hist_len;
+    uint8_t proto, ip_ver, in_use, left_handshake, hist_len, ftp_data;
     char history[HIST_MAX];
     ep_t ep[2];                            /* [0] originator, [1] responder */
+    content_t *ct;                         /* cleartext analyzer, for analyzed services */
 } flow_t;
+
+#define EXPECT_MAX 256
+#define EXPECT_NS (300 * 1000000000LL)     /* an announced data connection waits 5 min */
+
+typedef struct {
+    uint64_t hi, lo;
+    int64_t until;
+    uint16_t port;
+} expected_t;
 
 struct tracker {
     timeouts_t to;
@@ -78,6 +88,15 @@ struct tracker {
     uint64_t released_late;    /* records that could not wait for an older connection */
     uint64_t next_order;
     int64_t now;
+    /* content analysis */
+    content_rules_t *rules;
+    uint8_t analyzer_port[65536];
+    uint32_t content_cap;
+    size_t analyzed;                /* connections with an analyzer right now */
+    const uint8_t *buf;             /* the batch buffer of the rows being processed */
+    size_t buflen;
+    expected_t expected[EXPECT_MAX];
+    size_t n_expected;
 };
 
 /* ------------------------------------------------------------ hashing */
@@ -111,6 +130,19 @@ static uint64_t key_hash(const tracker_t *tr, uint8_t proto, uint64_t a_hi, uint
 static int is_directional(uint8_t proto)
 {
     return proto == 1 || proto == 58;
+}
+
+/* -------------------------------------------------------------- time */
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* time + delay, saturating: timestamps from a damaged capture can be huge */
+static int64_t later(int64_t t, int64_t delay)
+{
+    return t > INT64_MAX - delay ? INT64_MAX : t + delay;
 }
 
 /* ------------------------------------------------------- flow table */
@@ -601,6 +633,72 @@ static void tcp_packet(flow_t *f, int dir, const pkt_t *r)
     update_state_machine(f, &dir, r, delta_last, r->ts);
 }
 
+static void expect(tracker_t *tr, const expect_t *ex, int64_t now)
+{
+    for (int i = 0; i < ex->n; i++) {
+        expected_t *e = tr->n_expected < EXPECT_MAX ? tr->expected + tr->n_expected++
+                                                    : tr->expected + (size_t)(now & (EXPECT_MAX - 1));
+        e->hi = ex->hi[i];
+        e->lo = ex->lo[i];
+        e->port = ex->port[i];
+        e->until = later(now, EXPECT_NS);
+    }
+}
+
+/* Is this new connection a data channel an FTP session announced? */
+static int expected_connection(tracker_t *tr, const flow_t *f, int64_t now)
+{
+    for (size_t i = 0; i < tr->n_expected; i++) {
+        expected_t *e = tr->expected + i;
+        if (e->until < now) {
+            *e = tr->expected[--tr->n_expected];
+            i--;
+            continue;
+        }
+        if (e->port == f->b_p && e->lo == f->b_lo && e->hi == f->b_hi) {
+            *e = tr->expected[--tr->n_expected];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void scaled_gaps(flow_t *f, int dir, int holes)
+{
+    for (int i = 0; i < holes; i++)
+        scaled_history(f, dir, 'G', &f->ep[dir].gap_cnt, &f->ep[dir].gap_thresh);
+}
+
+/* Feed a TCP segment's payload to the connection's analyzer, if it has one. */
+static int analyze(tracker_t *tr, flow_t *f, int dir, const pkt_t *r)
+{
+    if (!f->ct) {
+        uint8_t kind = tr->analyzer_port[f->b_p];
+        if (!kind)
+            return 0;
+        f->ct = content_new(kind, tr->content_cap, f->b_hi, f->b_lo);
+        if (!f->ct)
+            return -1;
+        tr->analyzed++;
+    }
+    uint32_t captured = 0;
+    const uint8_t *data = NULL;
+    if (r->l4_off < r->caplen && (size_t)r->frame_off + r->caplen <= tr->buflen) {
+        captured = r->caplen - r->l4_off;
+        if (captured > r->l4_len)
+            captured = r->l4_len;
+        data = tr->buf + r->frame_off + r->l4_off;
+    }
+    expect_t ex = {.n = 0};
+    uint32_t start = f->ep[dir].start_seq + 1;  /* after the SYN, seen or assumed */
+    int holes = content_segment(f->ct, tr->rules, dir, r->seq, start, data, captured, r->l4_len, &ex);
+    if (holes < 0)
+        return -1;
+    scaled_gaps(f, dir, holes);
+    expect(tr, &ex, r->ts);
+    return 0;
+}
+
 /* Zeek's IsReuse(): does this SYN start a new connection on the tuple? */
 static int is_reuse(const flow_t *f, const pkt_t *r)
 {
@@ -624,17 +722,6 @@ static int is_reuse(const flow_t *f, const pkt_t *r)
 }
 
 /* ----------------------------------------------------------- deadline */
-
-static int64_t min64(int64_t a, int64_t b)
-{
-    return a < b ? a : b;
-}
-
-/* time + delay, saturating: timestamps from a damaged capture can be huge */
-static int64_t later(int64_t t, int64_t delay)
-{
-    return t > INT64_MAX - delay ? INT64_MAX : t + delay;
-}
 
 static int64_t flow_deadline(const tracker_t *tr, const flow_t *f)
 {
@@ -833,6 +920,17 @@ static int finish(tracker_t *tr, int32_t idx, uint8_t reason)
     c->urgent = f->urgent;
     c->wrong_fragment = f->wrong_frag;
     c->end_reason = reason;
+    c->ftp_data = f->ftp_data;
+    if (f->ct) {
+        int holes[2] = {0, 0};
+        content_finish(f->ct, tr->rules, holes);
+        scaled_gaps(f, 0, holes[0]);
+        scaled_gaps(f, 1, holes[1]);
+        content_features(f->ct, c);
+        content_free(f->ct);
+        f->ct = NULL;
+        tr->analyzed--;
+    }
     c->hist_len = f->hist_len;
     memcpy(c->history, f->history, f->hist_len);
 
@@ -878,7 +976,7 @@ static int32_t create_flow(tracker_t *tr, const pkt_t *r, uint64_t h, int *dir)
                                          ((uint64_t)r->sport << 32 | (uint64_t)r->dport << 16 |
                                           r->proto) ^ (f->order << 40)));
     for (int i = 0; i < 2; i++)
-        f->ep[i].rxmt_thresh = f->ep[i].win0_thresh = 1;
+        f->ep[i].rxmt_thresh = f->ep[i].win0_thresh = f->ep[i].gap_thresh = 1;
     f->in_use = 1;
 
     int flip = 0;
@@ -901,6 +999,8 @@ static int32_t create_flow(tracker_t *tr, const pkt_t *r, uint64_t h, int *dir)
         *dir = 1;
     }
 
+    if (r->proto == 6 && tr->n_expected)
+        f->ftp_data = (uint8_t)expected_connection(tr, f, r->ts);
     table_insert(tr, h, idx);
     tr->active++;
     return idx;
@@ -940,6 +1040,10 @@ static int process_one(tracker_t *tr, const pkt_t *r)
         if (r->tcp_flags & TH_URG)
             f->urgent++;
         tcp_packet(f, dir, r);
+        /* the direction may have flipped; payload in a RST is not stream data */
+        int from_orig = f->a_hi == r->src_hi && f->a_lo == r->src_lo && f->a_p == r->sport;
+        if (r->l4_len && !(r->tcp_flags & TH_RST) && analyze(tr, f, from_orig ? 0 : 1, r) < 0)
+            return -1;
     } else {
         f->bytes[dir] += r->l4_len;
         if (r->proto == 17 && r->l4_len)
@@ -951,16 +1055,21 @@ static int process_one(tracker_t *tr, const pkt_t *r)
     return 0;
 }
 
-int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n)
+int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n, const uint8_t *buf, size_t buflen)
 {
+    tr->buf = buf;
+    tr->buflen = buflen;
     for (size_t i = 0; i < n; i++) {
         const pkt_t *r = rows + i;
         if (r->status != PKT_OK)
             continue;
-        if (process_one(tr, r) < 0)
+        if (process_one(tr, r) < 0) {
+            tr->buf = NULL;
             return -1;
+        }
         tr->now = r->ts;
     }
+    tr->buf = NULL;  /* the buffer belongs to the caller */
     return 0;
 }
 
@@ -1012,15 +1121,24 @@ size_t tracker_memory(const tracker_t *tr)
 {
     return sizeof(*tr) + tr->flows_cap * (sizeof(flow_t) + sizeof(int32_t)) +
            tr->slot_cap * sizeof(uint64_t) + tr->out_cap * sizeof(conn_t) +
-           tr->ring_cap * (sizeof(conn_t) + 1);
+           tr->ring_cap * (sizeof(conn_t) + 1) + tr->analyzed * content_size();
 }
 
 tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uint8_t *likely_udp,
-                       uint64_t hash_seed, uint64_t uid_seed, size_t reorder_limit)
+                       uint64_t hash_seed, uint64_t uid_seed, size_t reorder_limit,
+                       const uint8_t *analyzer_port, const uint8_t *rules, size_t rules_len,
+                       uint32_t content_cap)
 {
     tracker_t *tr = calloc(1, sizeof(*tr));
     if (!tr)
         return NULL;
+    tr->rules = content_rules_new(rules, rules_len);
+    if (!tr->rules) {
+        free(tr);
+        return NULL;
+    }
+    memcpy(tr->analyzer_port, analyzer_port, 65536);
+    tr->content_cap = content_cap;
     tr->to = *t;
     memcpy(tr->likely_tcp, likely_tcp, 65536);
     memcpy(tr->likely_udp, likely_udp, 65536);
@@ -1051,6 +1169,10 @@ void tracker_free(tracker_t *tr)
 {
     if (!tr)
         return;
+    for (size_t i = 0; i < tr->flows_hw; i++)
+        if (tr->flows && tr->flows[i].in_use)
+            content_free(tr->flows[i].ct);
+    content_rules_free(tr->rules);
     free(tr->flows);
     free(tr->free_idx);
     free(tr->out);

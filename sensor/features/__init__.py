@@ -1,5 +1,5 @@
-"""Feature stage: KDD Cup 1999 features computed over connection-record batches."""
+"""Feature stage: the 41 KDD Cup 1999 features over connection-record batches."""
 
-from sensor.features.basic import BASIC_FEATURES, FLAG_NAMES, PROTOCOL_NAMES, basic_features
+from sensor.features.kdd import KDD_DTYPE, KDD_FEATURES, RATES, SYMBOLIC, FeatureEngine
 
-__all__ = ["BASIC_FEATURES", "FLAG_NAMES", "PROTOCOL_NAMES", "basic_features"]
+__all__ = ["KDD_DTYPE", "KDD_FEATURES", "RATES", "SYMBOLIC", "FeatureEngine"]

@@ -22,14 +22,6 @@ BASIC_FEATURES = (
 PROTOCOL_NAMES = ("tcp", "udp", "icmp")
 FLAG_NAMES = ("SF", "S0", "S1", "S2", "S3", "REJ", "RSTO", "RSTOS0", "RSTR", "SH", "OTH")
 
-BASIC_DTYPE = np.dtype(
-    [
-        ("duration", "<i8"), ("protocol_type", "u1"), ("service", "u1"), ("flag", "u1"),
-        ("src_bytes", "<u8"), ("dst_bytes", "<u8"), ("land", "u1"),
-        ("wrong_fragment", "<u4"), ("urgent", "<u4"),
-    ]
-)
-
 # conn_state code -> KDD flag code
 _FLAG_OF_STATE = np.array(
     [FLAG_NAMES.index(s if s in FLAG_NAMES else "OTH") for s in CONN_STATES], dtype=np.uint8
@@ -56,7 +48,9 @@ def service_codes(conns: np.ndarray, services: Services) -> np.ndarray:
     out = np.full(len(conns), SERVICE_CODE["other"], dtype=np.uint8)
     tcp = proto == PROTO_TCP
     out[tcp] = tcp_table[resp_p[tcp]]
-    out[tcp & (orig_p == FTP_DATA_PORT)] = SERVICE_CODE["ftp_data"]  # active FTP data channel
+    # FTP data: active mode comes from port 20; passive mode was announced
+    # on the control connection (PASV/EPSV/PORT, seen by the content analyzer)
+    out[tcp & ((orig_p == FTP_DATA_PORT) | (conns["ftp_data"] != 0))] = SERVICE_CODE["ftp_data"]
     udp = proto == PROTO_UDP
     out[udp] = udp_table[resp_p[udp]]
     icmp = (proto == PROTO_ICMP) | (proto == PROTO_ICMPV6)
@@ -65,9 +59,8 @@ def service_codes(conns: np.ndarray, services: Services) -> np.ndarray:
     return out
 
 
-def basic_features(conns: np.ndarray, services: Services = Services()) -> np.ndarray:
-    """KDD features 1-9 for a batch of connection records."""
-    out = np.zeros(len(conns), dtype=BASIC_DTYPE)
+def fill_basic(conns: np.ndarray, out: np.ndarray, services: Services) -> None:
+    """Write KDD features 1-9 of a batch of records into ``out``."""
     out["duration"] = duration_ns(conns) // 1_000_000_000
     out["protocol_type"] = protocol_codes(conns)
     out["service"] = service_codes(conns, services)
@@ -80,4 +73,3 @@ def basic_features(conns: np.ndarray, services: Services = Services()) -> np.nda
     out["land"] = same_host & (icmp | (conns["orig_p"] == conns["resp_p"]))
     out["wrong_fragment"] = conns["wrong_fragment"]
     out["urgent"] = conns["urgent"]
-    return out

@@ -12,17 +12,30 @@ from typing import BinaryIO
 
 import numpy as np
 
-from sensor.features.basic import FLAG_NAMES, PROTOCOL_NAMES, duration_ns, protocol_codes
-from sensor.features.services import SERVICE_NAMES
+from sensor.features import RATES, SYMBOLIC
+from sensor.features.basic import PROTOCOL_NAMES, duration_ns, protocol_codes
 from sensor.output.columns import (
-    ADDR, CHARS, CLOSE, ENUM, INT, NS_SECONDS, OPEN, UID, Column, csv_header, format_rows,
+    ADDR, CHARS, CLOSE, ENUM, FIXED, INT, NS_SECONDS, OPEN, UID, Column, csv_header, format_rows,
 )
 from sensor.rows import CONN_STATES
 
 RECORD_FORMATS = ("jsonl", "csv")
 ROWS_PER_CALL = 16384  # bounds the formatter's buffer to about 10 MB
 
-_KDD_ENUMS = {"protocol_type": PROTOCOL_NAMES, "service": SERVICE_NAMES, "flag": FLAG_NAMES}
+
+
+def kdd_columns(features: np.ndarray) -> list[Column]:
+    """The 41 features, formatted as the KDD files are: symbols, integers,
+    rates with two decimals."""
+    out = []
+    for name in features.dtype.names:
+        if name in SYMBOLIC:
+            out.append(Column(name, ENUM, features[name], names=SYMBOLIC[name]))
+        elif name in RATES:
+            out.append(Column(name, FIXED, features[name], decimals=2))
+        else:
+            out.append(Column(name, INT, features[name]))
+    return out
 
 
 def record_columns(conns: np.ndarray, features: np.ndarray) -> list[Column]:
@@ -45,12 +58,7 @@ def record_columns(conns: np.ndarray, features: np.ndarray) -> list[Column]:
         Column("orig_ip_bytes", INT, conns["orig_ip_bytes"]),
         Column("resp_ip_bytes", INT, conns["resp_ip_bytes"]),
         Column("kdd", OPEN),
-        *[
-            Column(name, ENUM, features[name], names=_KDD_ENUMS[name])
-            if name in _KDD_ENUMS
-            else Column(name, INT, features[name])
-            for name in features.dtype.names
-        ],
+        *kdd_columns(features),
         Column("kdd", CLOSE),
     ]
 

@@ -7,7 +7,8 @@ import secrets
 import numpy as np
 
 from sensor import _fastpath
-from sensor.config import Limits, Timeouts
+from sensor.config import Content, Limits, Timeouts
+from sensor.features.content_rules import analyzer_ports, pattern_blob
 from sensor.features.services import likely_server_ports
 from sensor.rows import CONN_DTYPE
 
@@ -24,21 +25,24 @@ class ConnectionTracker:
     order.
     """
 
-    def __init__(self, timeouts: Timeouts, limits: Limits = Limits(), uid_seed: int = 0) -> None:
+    def __init__(self, timeouts: Timeouts, limits: Limits = Limits(), content: Content = Content(),
+                 uid_seed: int = 0) -> None:
         likely_tcp, likely_udp = likely_server_ports()
         # the hash seed is secret so crafted traffic cannot force collisions;
         # record uids depend only on the traffic and uid_seed
         self._core = _fastpath.Tracker(
             timeouts.tracker_ns(), likely_tcp, likely_udp, secrets.randbits(64), uid_seed,
-            limits.reorder_records,
+            limits.reorder_records, analyzer_ports(), pattern_blob(), content.byte_cap,
         )
         self.now = 0
         self._out = [bytearray(), bytearray()]  # alternate, like the capture buffers
 
-    def process(self, rows: np.ndarray) -> None:
-        """Feed decoded packet rows (only rows with status ok are used)."""
+    def process(self, rows: np.ndarray, buffer: memoryview | bytes = b"") -> None:
+        """Feed decoded packet rows (only rows with status ok are used) and
+        the bytes their frame offsets point into (payloads for the content
+        analyzers)."""
         if len(rows):
-            self._core.process(rows)
+            self._core.process(rows, buffer)
             self.now = max(self.now, int(rows["ts"][-1]))
 
     def expire(self, now: int | None = None) -> None:
