@@ -14,12 +14,12 @@ from typing import Sequence
 
 from sensor import __version__
 from sensor._logging import configure as configure_logging
-from sensor.config import SensorConfig
+from sensor.config import ConfigError, SensorConfig, load_config
 from sensor.output import RECORD_FORMATS, RecordWriter
 from sensor.report import ProgressBar, render_summary
 from sensor.replay import replay
 
-EXIT_OK, EXIT_UNREADABLE = 0, 1
+EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,14 +31,20 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="read capture files, print one record per connection")
     r.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng, optionally gzip-compressed")
     r.add_argument("-o", "--output", default="-", metavar="OUT", help="record file (default: standard output)")
-    r.add_argument("--format", default="jsonl", choices=RECORD_FORMATS, help="record format (default: jsonl)")
+    r.add_argument("--format", default="jsonl", choices=RECORD_FORMATS,
+                   help="jsonl (default), csv, or kdd: the 41 features as the KDD files have them")
+    r.add_argument("-c", "--config", metavar="FILE", help="YAML configuration (timeouts, feature definitions, limits)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     r.add_argument("-q", "--quiet", action="store_true", help="no summary at the end")
     return p
 
 
 def _replay(args: argparse.Namespace) -> int:
-    config = SensorConfig()
+    try:
+        config = load_config(args.config) if args.config else SensorConfig()
+    except ConfigError as exc:
+        sys.stderr.write(f"sensor: {exc}\n")
+        return EXIT_USAGE
     with ExitStack() as stack:
         if args.output == "-":
             stream = sys.stdout.buffer

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE  /* memmem */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,25 +122,36 @@ static int equals(const content_rules_t *r, int g, const uint8_t *s, size_t n)
     return 0;
 }
 
-static int word_char(uint8_t c)
+static int separator(uint8_t c)
 {
-    return isalnum(c) || c == '_' || c == '.' || c == '-' || c == '+';
+    return isspace(c) || strchr(";|&()<>`'\"=", c) != NULL || c == 0;
 }
 
-/* Number of the group's patterns found as whole words in s. */
+/* Number of the group's patterns found as commands or words: a token (cut
+   at whitespace and shell punctuation) equal to the pattern, or a path
+   whose last component is (so /bin/sh counts as sh). */
 static int words(const content_rules_t *r, int g, const uint8_t *s, size_t n)
 {
     int hits = 0;
     for (int i = r->start[g]; i < r->start[g + 1]; i++) {
         const uint8_t *p = r->pats[i].p;
         size_t m = r->pats[i].len;
-        for (const uint8_t *at = s; (at = find(at, n - (size_t)(at - s), p, m)); at++) {
-            int left = at == s || !word_char(at[-1]);
-            int right = at + m == s + n || !word_char(at[m]);
-            if (left && right) {
+        size_t a = 0;
+        while (a < n) {
+            while (a < n && separator(s[a]))
+                a++;
+            size_t b = a;
+            while (b < n && !separator(s[b]))
+                b++;
+            size_t base = a;
+            for (size_t k = a; k < b; k++)
+                if (s[k] == '/')
+                    base = k + 1;
+            if ((b - a == m && !memcmp(s + a, p, m)) || (b - base == m && !memcmp(s + base, p, m))) {
                 hits++;
                 break;
             }
+            a = b;
         }
     }
     return hits;
@@ -172,6 +184,7 @@ enum { CMD_NONE, CMD_USER, CMD_PASS, CMD_STORE, CMD_MKD, CMD_HELO, CMD_DATA, CMD
 
 struct content {
     uint8_t kind, state, last_cmd, root, su_pending, shell_started, in_body, rsh_fields;
+    uint8_t skip_line;        /* the next client line answers su's password prompt */
     uint32_t cap;
     uint64_t server_hi, server_lo;  /* for EPSV replies */
     uint16_t hot, compromised, num_root, file_creations, access_files;
@@ -196,9 +209,13 @@ static void bump8(uint8_t *v)
 
 content_t *content_new(uint8_t kind, uint32_t cap, uint64_t server_hi, uint64_t server_lo)
 {
-    content_t *c = calloc(1, sizeof(*c));
+    /* most of the struct is the two line buffers, which need no zeroing */
+    content_t *c = malloc(sizeof(*c));
     if (!c)
         return NULL;
+    memset(c, 0, offsetof(content_t, side));
+    for (int d = 0; d < 2; d++)
+        memset(c->side + d, 0, offsetof(side_t, line));
     c->kind = kind;
     c->cap = cap;
     c->server_hi = server_hi;
@@ -378,6 +395,10 @@ static void session_server(content_t *c, const content_rules_t *r, const uint8_t
         }
         c->su_pending = 0;
     }
+    if (c->su_pending == 1 && contains(r, CG_PASSWORD_PROMPT, s, t)) {
+        c->su_pending = 2;  /* the prompt is read once, even when its line completes later */
+        c->skip_line = 1;
+    }
     if (prompt)
         return;
     if (contains(r, CG_COMPROMISED, s, t))
@@ -400,7 +421,10 @@ static void session_client(content_t *c, const content_rules_t *r, const uint8_t
         c->state = LS_PASS_SENT;  /* the password itself is never kept */
         break;
     case LS_IN:
-        command_line(c, r, s, n);
+        if (c->skip_line)
+            c->skip_line = 0;  /* a password, not a command */
+        else
+            command_line(c, r, s, n);
         break;
     default:
         break;

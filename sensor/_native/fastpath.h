@@ -283,8 +283,9 @@ typedef struct windows windows_t;
 
 windows_t *windows_new(const window_cfg_t *cfg, uint64_t hash_seed);
 void windows_free(windows_t *w);
-/* Features of n records in start order; 0, or -1 when memory ran out. */
-int windows_process(windows_t *w, const wrec_t *recs, size_t n, winfeat_t *out);
+/* Features of n records in start order, written as winfeat_t at out + i *
+   stride (a field of a wider record); 0, or -1 when memory ran out. */
+int windows_process(windows_t *w, const wrec_t *recs, size_t n, uint8_t *out, size_t stride);
 size_t windows_memory(const windows_t *w);
 double kdd_rate(double k, double n);
 

@@ -58,11 +58,6 @@ static char *put_i64(char *o, int64_t v)
     return put_u64(o, (uint64_t)v);
 }
 
-static int is_signed(char fmt)
-{
-    return fmt == 'b' || fmt == 'h' || fmt == 'i' || fmt == 'q';
-}
-
 static int64_t read_int(const uint8_t *p, char fmt)
 {
     switch (fmt) {
@@ -94,6 +89,14 @@ static double read_float(const uint8_t *p, char fmt)
 static char *put_fixed(char *o, double v, int decimals, int csv)
 {
     static const double pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    if (decimals == 2 && v >= 0 && v <= 1) {  /* a rate: the common case, four fixed bytes */
+        int h = (int)lrint(v * 100);
+        o[0] = (char)('0' + h / 100);
+        o[1] = '.';
+        o[2] = DIGITS2[(h % 100) * 2];
+        o[3] = DIGITS2[(h % 100) * 2 + 1];
+        return o + 4;
+    }
     if (!isfinite(v) || fabs(v) >= 9e15 / pow10[decimals]) {
         if (csv)
             return o;
@@ -251,13 +254,20 @@ static char *put_string(char *o, const char *s, size_t n, int csv)
     return o;
 }
 
-/* Keys and enum names are escaped once per call, not once per row. */
-#define PAD 32  /* prepared strings are padded so short ones are copied with one fixed move */
+/* Keys and enum names are escaped once per call, not once per row, and
+   each column is resolved to one operation. */
+#define PAD 32  /* prepared strings are padded so short ones are copied with fixed moves */
+
+enum op {
+    OP_U8, OP_U16, OP_U32, OP_U64, OP_SIGNED, OP_RATE, OP_FIXED, OP_NS, OP_ENUM, OP_ADDR,
+    OP_CHARS, OP_UID, OP_OPEN, OP_CLOSE
+};
 
 typedef struct {
-    char *key;            /* JSON: "key": */
-    size_t key_len;
-    char **names;         /* COL_ENUM: rendered value per name */
+    int op;
+    char *lead;           /* what precedes the value: ,"key": (JSON) or , (CSV) */
+    size_t lead_len;
+    char **names;         /* OP_ENUM: rendered value per name */
     size_t *name_lens;
     size_t max_name;
 } prepared_t;
@@ -274,7 +284,9 @@ static char *render(const char *s, size_t n, int csv, size_t *len)
 /* Copy a prepared string; the output buffer has PAD bytes of slack. */
 static inline char *put_prepared(char *o, const char *s, size_t n)
 {
-    if (n <= PAD)
+    if (n <= 16)
+        memcpy(o, s, 16);
+    else if (n <= PAD)
         memcpy(o, s, PAD);
     else
         memcpy(o, s, n);
@@ -286,7 +298,7 @@ static void release(prepared_t *prep, const column_t *cols, size_t n_cols)
     if (!prep)
         return;
     for (size_t i = 0; i < n_cols; i++) {
-        free(prep[i].key);
+        free(prep[i].lead);
         if (prep[i].names)
             for (size_t k = 0; k < cols[i].n_names; k++)
                 free(prep[i].names[k]);
@@ -296,31 +308,79 @@ static void release(prepared_t *prep, const column_t *cols, size_t n_cols)
     free(prep);
 }
 
+static int op_of(const column_t *c)
+{
+    switch (c->kind) {
+    case COL_INT:
+        switch (c->fmt) {
+        case 'B': case '?': return OP_U8;
+        case 'H': return OP_U16;
+        case 'I': return OP_U32;
+        case 'Q': return OP_U64;
+        default: return OP_SIGNED;
+        }
+    case COL_FIXED: return c->decimals == 2 && c->fmt == 'd' ? OP_RATE : OP_FIXED;
+    case COL_NS_SECONDS: return OP_NS;
+    case COL_ENUM: return OP_ENUM;
+    case COL_ADDR: return OP_ADDR;
+    case COL_CHARS: return OP_CHARS;
+    case COL_UID: return OP_UID;
+    case COL_OPEN: return OP_OPEN;
+    default: return OP_CLOSE;
+    }
+}
+
 static prepared_t *prepare(const column_t *cols, size_t n_cols, int csv)
 {
     prepared_t *prep = calloc(n_cols + 1, sizeof(prepared_t));
     if (!prep)
         return NULL;
+    int first = 1;  /* the next value opens a row or an object: no comma before it */
     for (size_t i = 0; i < n_cols; i++) {
         const column_t *c = cols + i;
+        prepared_t *p = prep + i;
+        p->op = op_of(c);
+        if (p->op == OP_CLOSE) {
+            first = 0;
+            continue;
+        }
         size_t len = 0;
-        char *k = render(c->key, c->key_len, 0, &len);
+        char *k;
+        if (csv) {
+            k = calloc(1, PAD + 1);
+            if (k && !first && p->op != OP_OPEN)
+                k[len++] = ',';
+        } else {
+            k = calloc(1, c->key_len * 6 + 8 + PAD);
+            if (k) {
+                if (!first)
+                    k[len++] = ',';
+                len = (size_t)(put_string(k + len, c->key, c->key_len, 0) - k);
+                k[len++] = ':';
+                if (p->op == OP_OPEN)
+                    k[len++] = '{';
+            }
+        }
         if (!k)
             goto fail;
-        k[len++] = ':';
-        prep[i].key = k;
-        prep[i].key_len = len;
-        if (c->kind == COL_ENUM) {
-            prep[i].names = calloc(c->n_names + 1, sizeof(char *));
-            prep[i].name_lens = calloc(c->n_names + 1, sizeof(size_t));
-            if (!prep[i].names || !prep[i].name_lens)
+        p->lead = k;
+        p->lead_len = len;
+        if (p->op == OP_OPEN) {
+            first = csv ? first : 1;
+            continue;
+        }
+        first = 0;
+        if (p->op == OP_ENUM) {
+            p->names = calloc(c->n_names + 1, sizeof(char *));
+            p->name_lens = calloc(c->n_names + 1, sizeof(size_t));
+            if (!p->names || !p->name_lens)
                 goto fail;
             for (size_t n = 0; n < c->n_names; n++) {
-                prep[i].names[n] = render(c->names[n], c->name_lens[n], csv, &prep[i].name_lens[n]);
-                if (!prep[i].names[n])
+                p->names[n] = render(c->names[n], c->name_lens[n], csv, &p->name_lens[n]);
+                if (!p->names[n])
                     goto fail;
-                if (prep[i].name_lens[n] > prep[i].max_name)
-                    prep[i].max_name = prep[i].name_lens[n];
+                if (p->name_lens[n] > p->max_name)
+                    p->max_name = p->name_lens[n];
             }
         }
     }
@@ -335,12 +395,12 @@ static size_t row_bound(const column_t *cols, const prepared_t *prep, size_t n_c
     size_t b = 4;
     for (size_t i = 0; i < n_cols; i++) {
         const column_t *c = cols + i;
-        b += prep[i].key_len + 4;
-        switch (c->kind) {
-        case COL_FIXED: b += 24; break;
-        case COL_ADDR: b += 44; break;
-        case COL_CHARS: b += c->width * 6 + 2; break;
-        case COL_ENUM: b += prep[i].max_name + 3; break;
+        b += prep[i].lead_len + 4;
+        switch (prep[i].op) {
+        case OP_FIXED: b += 24; break;
+        case OP_ADDR: b += 44; break;
+        case OP_CHARS: b += c->width * 6 + 2; break;
+        case OP_ENUM: b += prep[i].max_name + 3; break;
         default: b += 24; break;
         }
     }
@@ -357,6 +417,13 @@ size_t format_row_bound(const column_t *cols, size_t n_cols)
     return b;
 }
 
+static inline char *quoted_if(char *o, int json)
+{
+    if (json)
+        *o++ = '"';
+    return o;
+}
+
 ptrdiff_t format_rows(const column_t *cols, size_t n_cols, size_t n_rows, int csv, char *out,
                       size_t out_cap)
 {
@@ -366,88 +433,65 @@ ptrdiff_t format_rows(const column_t *cols, size_t n_cols, size_t n_rows, int cs
     size_t bound = row_bound(cols, prep, n_cols);
     char *o = out;
     ptrdiff_t result = 0;
+    int json = !csv;
 
     for (size_t r = 0; r < n_rows; r++) {
         if ((size_t)(o - out) + bound + PAD > out_cap) {
             result = -1;
             break;
         }
-        int first = 1;
-        if (!csv)
+        if (json)
             *o++ = '{';
         for (size_t i = 0; i < n_cols; i++) {
             const column_t *c = cols + i;
             const prepared_t *p = prep + i;
-            if (c->kind == COL_OPEN || c->kind == COL_CLOSE) {
-                if (csv)
-                    continue;  /* CSV is flat */
-                if (c->kind == COL_CLOSE) {
+            if (p->op == OP_CLOSE) {
+                if (json)
                     *o++ = '}';
-                    first = 0;
-                    continue;
-                }
-                if (!first)
-                    *o++ = ',';
-                o = put_prepared(o, p->key, p->key_len);
-                *o++ = '{';
-                first = 1;
                 continue;
             }
-            if (!first)
-                *o++ = ',';
-            first = 0;
-            if (!csv)
-                o = put_prepared(o, p->key, p->key_len);
+            o = put_prepared(o, p->lead, p->lead_len);
             const uint8_t *v = c->base + (ptrdiff_t)r * c->stride;
-            switch (c->kind) {
-            case COL_INT:
-                o = is_signed(c->fmt) ? put_i64(o, read_int(v, c->fmt))
-                                      : put_u64(o, (uint64_t)read_int(v, c->fmt));
-                break;
-            case COL_FIXED:
-                o = put_fixed(o, read_float(v, c->fmt), c->decimals, csv);
-                break;
-            case COL_NS_SECONDS:
-                o = put_ns_seconds(o, read_int(v, 'q'));
-                break;
-            case COL_ENUM: {
+            switch (p->op) {
+            case OP_U8: o = put_u64(o, *v); break;
+            case OP_U16: { uint16_t x; memcpy(&x, v, 2); o = put_u64(o, x); break; }
+            case OP_U32: { uint32_t x; memcpy(&x, v, 4); o = put_u64(o, x); break; }
+            case OP_U64: { uint64_t x; memcpy(&x, v, 8); o = put_u64(o, x); break; }
+            case OP_SIGNED: o = put_i64(o, read_int(v, c->fmt)); break;
+            case OP_RATE: { double x; memcpy(&x, v, 8); o = put_fixed(o, x, 2, csv); break; }
+            case OP_FIXED: o = put_fixed(o, read_float(v, c->fmt), c->decimals, csv); break;
+            case OP_NS: o = put_ns_seconds(o, read_int(v, 'q')); break;
+            case OP_ENUM: {
                 uint64_t k = (uint64_t)read_int(v, c->fmt);
-                if (k < c->n_names) {
+                if (k < c->n_names)
                     o = put_prepared(o, p->names[k], p->name_lens[k]);
-                } else {
+                else
                     o = put_string(o, "?", 1, csv);
-                }
                 break;
             }
-            case COL_ADDR: {
+            case OP_ADDR: {
                 const uint8_t *v2 = c->base2 + (ptrdiff_t)r * c->stride2;
-                if (!csv)
-                    *o++ = '"';
+                o = quoted_if(o, json);
                 o = put_addr(o, (uint64_t)read_int(v, 'Q'), (uint64_t)read_int(v2, 'Q'));
-                if (!csv)
-                    *o++ = '"';
+                o = quoted_if(o, json);
                 break;
             }
-            case COL_CHARS: {
+            case OP_CHARS: {
                 const uint8_t *v2 = c->base2 + (ptrdiff_t)r * c->stride2;
                 size_t n = (size_t)read_int(v2, c->fmt2);
-                if (n > c->width)
-                    n = c->width;
-                o = put_string(o, (const char *)v, n, csv);
+                o = put_string(o, (const char *)v, n < c->width ? n : c->width, csv);
                 break;
             }
-            case COL_UID:
-                if (!csv)
-                    *o++ = '"';
+            case OP_UID:
+                o = quoted_if(o, json);
                 o = put_uid(o, (uint64_t)read_int(v, 'Q'));
-                if (!csv)
-                    *o++ = '"';
+                o = quoted_if(o, json);
                 break;
-            default:
+            default:  /* OP_OPEN: its lead opened the object */
                 break;
             }
         }
-        if (!csv)
+        if (json)
             *o++ = '}';
         *o++ = '\n';
     }

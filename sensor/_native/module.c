@@ -481,15 +481,18 @@ static PyObject *Windows_process(WindowsObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "Windows is not initialised");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "y*w*", &recs, &out))
+    Py_ssize_t offset, stride;
+    if (!PyArg_ParseTuple(args, "y*w*nn", &recs, &out, &offset, &stride))
         return NULL;
-    size_t n, n_out;
+    size_t n;
     int rc = -2;
-    if (rows_view(&recs, sizeof(wrec_t), &n) == 0 && rows_view(&out, sizeof(winfeat_t), &n_out) == 0) {
-        if (n_out < n)
-            PyErr_SetString(PyExc_ValueError, "output rows fewer than input rows");
+    if (rows_view(&recs, sizeof(wrec_t), &n) == 0) {
+        /* the features land at out + offset + i * stride: check the last one fits */
+        if (offset < 0 || stride < (Py_ssize_t)sizeof(winfeat_t) ||
+            (n && (size_t)offset + (n - 1) * (size_t)stride + sizeof(winfeat_t) > (size_t)out.len))
+            PyErr_SetString(PyExc_ValueError, "output does not hold the features of every record");
         else
-            rc = windows_process(self->w, recs.buf, n, out.buf);
+            rc = windows_process(self->w, recs.buf, n, (uint8_t *)out.buf + offset, (size_t)stride);
     }
     PyBuffer_Release(&recs);
     PyBuffer_Release(&out);
@@ -508,7 +511,8 @@ static PyObject *Windows_get_memory(WindowsObject *self, void *closure)
 
 static PyMethodDef Windows_methods[] = {
     {"process", (PyCFunction)Windows_process, METH_VARARGS,
-     "process(wrecs, out): traffic features of records in start order."},
+     "process(wrecs, out, offset, stride): traffic features of records in start order, written "
+     "as winfeat rows at out + offset + i * stride."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -283,11 +283,11 @@ static inline uint64_t pair_key(uint32_t host, uint32_t x)
 
 /* ------------------------------------------------------- time window */
 
-static int tw_add(windows_t *w, uint32_t host, uint8_t srv, uint8_t err)
+static pair_t *tw_add(windows_t *w, uint32_t host, uint8_t srv, uint8_t err)
 {
     pair_t *p = pm_get(&w->pairs, pair_key(host, srv));
     if (!p)
-        return -1;
+        return NULL;
     host_t *h = w->hosts + host;
     service_t *s = w->services + srv;
     if (p->a++ == 0) {
@@ -300,7 +300,7 @@ static int tw_add(windows_t *w, uint32_t host, uint8_t srv, uint8_t err)
     s->tw_serror += !!(err & ERR_S);
     h->tw_rerror += !!(err & ERR_R);
     s->tw_rerror += !!(err & ERR_R);
-    return 0;
+    return p;
 }
 
 static void tw_remove_front(windows_t *w)
@@ -403,13 +403,48 @@ static void hw_remove_oldest(windows_t *w)
 
 /* ------------------------------------------------------------- rates */
 
-/* k / n rounded to 2 decimals exactly as printf("%.2f") rounds the double
-   k/n, as the KDD files were written: half to even on the binary value. */
+/* k / n as the KDD files have it: computed in single precision, then
+   printed with printf("%.2f"), which rounds the exact binary value (ties
+   to even).  Single precision is not a guess: with it every rate in the
+   953,567 labelled rows is a value some k/n can take; in double precision
+   hundreds are not (1/200, say, is 0.01 in double and 0.00 in the data). */
+static double rate_exact(double k, double n);
+
+#define RATE_TABLE_N 512
+static double *rate_table;  /* [n * (n + 1) / 2 + k] for n < RATE_TABLE_N */
+
+static inline double rate(uint32_t k, uint32_t n)
+{
+    if (n < RATE_TABLE_N && k <= n && rate_table)
+        return rate_table[(size_t)n * (n + 1) / 2 + k];
+    return rate_exact(k, n);
+}
+
 double kdd_rate(double k, double n)
+{
+    if (k >= 0 && n >= 0 && k <= n && n < RATE_TABLE_N && k == (uint32_t)k && n == (uint32_t)n)
+        return rate((uint32_t)k, (uint32_t)n);
+    return rate_exact(k, n);
+}
+
+static void rate_table_init(void)
+{
+    if (rate_table)
+        return;
+    double *t = malloc(sizeof(double) * RATE_TABLE_N * (RATE_TABLE_N + 1) / 2);
+    if (!t)
+        return;  /* the exact computation still works */
+    for (size_t n = 0; n < RATE_TABLE_N; n++)
+        for (size_t k = 0; k <= n; k++)
+            t[n * (n + 1) / 2 + k] = rate_exact((double)k, (double)n);
+    rate_table = t;
+}
+
+static double rate_exact(double k, double n)
 {
     if (n <= 0)
         return 0.0;
-    double q = k / n;
+    double q = (double)((float)k / (float)n);
     double m = floor(q * 100.0);
     /* compare q with the midpoint (2m + 1) / 200 exactly: fma rounds once */
     double t = fma(q, 200.0, -(2.0 * m + 1.0));
@@ -421,7 +456,7 @@ double kdd_rate(double k, double n)
 
 static double distinct_rate(uint32_t distinct, uint32_t n)
 {
-    return distinct <= 1 ? 0.0 : kdd_rate(distinct, n);
+    return distinct <= 1 ? 0.0 : rate(distinct, n);
 }
 
 static uint16_t cap16(uint32_t v, uint32_t cap)
@@ -445,7 +480,8 @@ static int one_record(windows_t *w, const wrec_t *r, winfeat_t *o)
     uint32_t host = host_get(w, r->host_hi, r->host_lo);
     if (host == UINT32_MAX)
         return -1;
-    if (tw_add(w, host, srv, err) < 0)
+    pair_t *p = tw_add(w, host, srv, err);  /* (host, service): valid until the map next changes */
+    if (!p)
         return -1;
     tentry_t *te = w->tw + (w->tw_head + w->tw_n) % w->tw_cap;
     te->ts = r->ts;
@@ -456,18 +492,17 @@ static int one_record(windows_t *w, const wrec_t *r, winfeat_t *o)
 
     host_t *h = w->hosts + host;
     service_t *s = w->services + srv;
-    pair_t *p = pm_find(&w->pairs, pair_key(host, srv));
     uint32_t count = h->tw_count, srv_count = s->tw_count;
     o->count = cap16(count, cfg->count_cap);
     o->srv_count = cap16(srv_count, cfg->count_cap);
-    o->serror_rate = kdd_rate(h->tw_serror, count);
-    o->rerror_rate = kdd_rate(h->tw_rerror, count);
-    o->srv_serror_rate = kdd_rate(s->tw_serror, srv_count);
-    o->srv_rerror_rate = kdd_rate(s->tw_rerror, srv_count);
-    o->same_srv_rate = kdd_rate(p->a, count);
+    o->serror_rate = rate(h->tw_serror, count);
+    o->rerror_rate = rate(h->tw_rerror, count);
+    o->srv_serror_rate = rate(s->tw_serror, srv_count);
+    o->srv_rerror_rate = rate(s->tw_rerror, srv_count);
+    o->same_srv_rate = rate(p->a, count);
     if (cfg->complement_diff) {
-        o->diff_srv_rate = kdd_rate(count - p->a, count);
-        o->srv_diff_host_rate = kdd_rate(srv_count - p->a, srv_count);
+        o->diff_srv_rate = rate(count - p->a, count);
+        o->srv_diff_host_rate = rate(srv_count - p->a, srv_count);
     } else {
         o->diff_srv_rate = distinct_rate(h->tw_services, count);
         o->srv_diff_host_rate = distinct_rate(s->tw_hosts, srv_count);
@@ -477,7 +512,7 @@ static int one_record(windows_t *w, const wrec_t *r, winfeat_t *o)
     uint32_t dhc = h->hw_count, dhsc = s->hw_count;
     o->dst_host_count = cap16(dhc, cfg->host_count_cap);
     o->dst_host_srv_count = cap16(dhsc, cfg->host_count_cap);
-    pair_t *hp = pm_find(&w->pairs, pair_key(host, srv));
+    pair_t *hp = p;
     pair_t *pp = pm_find(&w->ports, pair_key(host, r->sport));
     uint32_t same_srv = hp->b, same_port = pp ? pp->b : 0, same_host = hp->b;
     uint32_t h_serr = h->hw_serror, h_rerr = h->hw_rerror, h_services = h->hw_services;
@@ -505,15 +540,15 @@ static int one_record(windows_t *w, const wrec_t *r, winfeat_t *o)
         s_serr += !!(err & ERR_S) - !!(old->err & ERR_S);
         s_rerr += !!(err & ERR_R) - !!(old->err & ERR_R);
     }
-    o->dst_host_same_srv_rate = kdd_rate(same_srv, dhc);
-    o->dst_host_same_src_port_rate = kdd_rate(same_port, dhc);
-    o->dst_host_serror_rate = kdd_rate(h_serr, dhc);
-    o->dst_host_rerror_rate = kdd_rate(h_rerr, dhc);
-    o->dst_host_srv_serror_rate = kdd_rate(s_serr, dhsc);
-    o->dst_host_srv_rerror_rate = kdd_rate(s_rerr, dhsc);
+    o->dst_host_same_srv_rate = rate(same_srv, dhc);
+    o->dst_host_same_src_port_rate = rate(same_port, dhc);
+    o->dst_host_serror_rate = rate(h_serr, dhc);
+    o->dst_host_rerror_rate = rate(h_rerr, dhc);
+    o->dst_host_srv_serror_rate = rate(s_serr, dhsc);
+    o->dst_host_srv_rerror_rate = rate(s_rerr, dhsc);
     if (cfg->complement_diff) {
-        o->dst_host_diff_srv_rate = kdd_rate(dhc - same_srv, dhc);
-        o->dst_host_srv_diff_host_rate = kdd_rate(dhsc - same_host, dhsc);
+        o->dst_host_diff_srv_rate = rate(dhc - same_srv, dhc);
+        o->dst_host_srv_diff_host_rate = rate(dhsc - same_host, dhsc);
     } else {
         o->dst_host_diff_srv_rate = dhc ? distinct_rate(h_services, dhc) : 0.0;
         o->dst_host_srv_diff_host_rate = dhsc ? distinct_rate(s_hosts, dhsc) : 0.0;
@@ -524,12 +559,14 @@ static int one_record(windows_t *w, const wrec_t *r, winfeat_t *o)
     return hw_append(w, host, srv, r->sport, err);
 }
 
-int windows_process(windows_t *w, const wrec_t *recs, size_t n, winfeat_t *out)
+int windows_process(windows_t *w, const wrec_t *recs, size_t n, uint8_t *out, size_t stride)
 {
     for (size_t i = 0; i < n; i++) {
-        memset(out + i, 0, sizeof(*out));
-        if (one_record(w, recs + i, out + i) < 0)
+        winfeat_t f;
+        memset(&f, 0, sizeof(f));
+        if (one_record(w, recs + i, &f) < 0)
             return -1;
+        memcpy(out + i * stride, &f, sizeof(f));
     }
     return 0;
 }
@@ -546,6 +583,7 @@ windows_t *windows_new(const window_cfg_t *cfg, uint64_t hash_seed)
     windows_t *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
+    rate_table_init();
     w->cfg = *cfg;
     if (w->cfg.host_window < 1)
         w->cfg.host_window = 1;

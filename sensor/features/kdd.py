@@ -21,17 +21,34 @@ CONTENT_FEATURES = (
     "is_host_login", "is_guest_login",
 )
 
-KDD_DTYPE = np.dtype(
+_FRONT = np.dtype(
     [
-        ("duration", "<i8"), ("protocol_type", "u1"), ("service", "u1"), ("flag", "u1"),
-        ("src_bytes", "<u8"), ("dst_bytes", "<u8"), ("land", "u1"), ("wrong_fragment", "<u4"),
-        ("urgent", "<u4"),
-        ("hot", "<u2"), ("num_failed_logins", "u1"), ("logged_in", "u1"), ("num_compromised", "<u2"),
-        ("root_shell", "u1"), ("su_attempted", "u1"), ("num_root", "<u2"), ("num_file_creations", "<u2"),
-        ("num_shells", "u1"), ("num_access_files", "<u2"), ("num_outbound_cmds", "u1"),
-        ("is_host_login", "u1"), ("is_guest_login", "u1"),
-    ]
-    + [(name, WINFEAT_DTYPE.fields[name][0].str) for name in TRAFFIC_FEATURES]
+        ("duration", "<i8"), ("src_bytes", "<u8"), ("dst_bytes", "<u8"), ("wrong_fragment", "<u4"),
+        ("urgent", "<u4"), ("hot", "<u2"), ("num_compromised", "<u2"), ("num_root", "<u2"),
+        ("num_file_creations", "<u2"), ("num_access_files", "<u2"), ("protocol_type", "u1"),
+        ("service", "u1"), ("flag", "u1"), ("land", "u1"), ("num_failed_logins", "u1"),
+        ("logged_in", "u1"), ("root_shell", "u1"), ("su_attempted", "u1"), ("num_shells", "u1"),
+        ("num_outbound_cmds", "u1"), ("is_host_login", "u1"), ("is_guest_login", "u1"),
+    ],
+    align=True,
+)
+# the traffic features sit at the end in the compiled core's winfeat layout,
+# so the window engine writes them in place
+_TRAFFIC_AT = -(-_FRONT.itemsize // 8) * 8
+KDD_ORDER = (
+    "duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes", "land", "wrong_fragment",
+    "urgent", *CONTENT_FEATURES, *TRAFFIC_FEATURES,
+)
+KDD_DTYPE = np.dtype(
+    {
+        "names": list(KDD_ORDER),
+        "formats": [(_FRONT if n in _FRONT.names else WINFEAT_DTYPE).fields[n][0] for n in KDD_ORDER],
+        "offsets": [
+            _FRONT.fields[n][1] if n in _FRONT.names else _TRAFFIC_AT + WINFEAT_DTYPE.fields[n][1]
+            for n in KDD_ORDER
+        ],
+        "itemsize": _TRAFFIC_AT + WINFEAT_DTYPE.itemsize,
+    }
 )
 
 #: The 41 feature names in kddcup.names order.
@@ -56,7 +73,5 @@ class FeatureEngine:
         for name in CONTENT_FEATURES:
             if name != "num_outbound_cmds":  # always 0, as in every KDD row
                 out[name] = conns[name]
-        traffic = self.windows.features(conns, out["service"], out["flag"])
-        for name in TRAFFIC_FEATURES:
-            out[name] = traffic[name]
+        self.windows.write(conns, out["service"], out["flag"], out, _TRAFFIC_AT)
         return out

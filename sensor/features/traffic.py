@@ -39,8 +39,10 @@ class TrafficWindows:
             secrets.randbits(64),
         )
 
-    def features(self, conns: np.ndarray, service: np.ndarray, flag: np.ndarray) -> np.ndarray:
-        """Traffic features of a batch of records (WINFEAT_DTYPE rows)."""
+    def write(self, conns: np.ndarray, service: np.ndarray, flag: np.ndarray, out: np.ndarray,
+              offset: int) -> None:
+        """Compute the traffic features of a batch of records and write them,
+        in the WINFEAT layout, at byte ``offset`` of each row of ``out``."""
         recs = np.zeros(len(conns), dtype=WREC_DTYPE)
         recs["ts"] = conns["ts_first"]
         recs["host_hi"] = conns["resp_hi"]
@@ -48,8 +50,12 @@ class TrafficWindows:
         recs["sport"] = conns["orig_p"]
         recs["service"] = service
         recs["flag"] = flag
+        self._core.process(recs, out, offset, out.dtype.itemsize)
+
+    def features(self, conns: np.ndarray, service: np.ndarray, flag: np.ndarray) -> np.ndarray:
+        """Traffic features of a batch of records, as WINFEAT_DTYPE rows."""
         out = np.empty(len(conns), dtype=WINFEAT_DTYPE)
-        self._core.process(recs, out)
+        self.write(conns, service, flag, out, 0)
         return out
 
     @property

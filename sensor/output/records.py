@@ -13,14 +13,14 @@ from typing import BinaryIO
 import numpy as np
 
 from sensor.features import RATES, SYMBOLIC
-from sensor.features.basic import PROTOCOL_NAMES, duration_ns, protocol_codes
+from sensor.features.basic import PROTOCOL_NAMES, duration_ns
 from sensor.output.columns import (
     ADDR, CHARS, CLOSE, ENUM, FIXED, INT, NS_SECONDS, OPEN, UID, Column, csv_header, format_rows,
 )
 from sensor.rows import CONN_STATES
 
-RECORD_FORMATS = ("jsonl", "csv")
-ROWS_PER_CALL = 16384  # bounds the formatter's buffer to about 10 MB
+RECORD_FORMATS = ("jsonl", "csv", "kdd")
+ROWS_PER_CALL = 4096  # bounds the formatter's buffer to a few MB
 
 
 
@@ -47,7 +47,7 @@ def record_columns(conns: np.ndarray, features: np.ndarray) -> list[Column]:
         Column("id.orig_p", INT, conns["orig_p"]),
         Column("id.resp_h", ADDR, conns["resp_hi"], conns["resp_lo"]),
         Column("id.resp_p", INT, conns["resp_p"]),
-        Column("proto", ENUM, protocol_codes(conns), names=PROTOCOL_NAMES),
+        Column("proto", ENUM, features["protocol_type"], names=PROTOCOL_NAMES),
         Column("duration", NS_SECONDS, duration_ns(conns)),
         Column("orig_bytes", INT, conns["orig_bytes"]),
         Column("resp_bytes", INT, conns["resp_bytes"]),
@@ -64,25 +64,34 @@ def record_columns(conns: np.ndarray, features: np.ndarray) -> list[Column]:
 
 
 class RecordWriter:
-    """Writes record batches to a binary stream as JSON lines or CSV."""
+    """Writes record batches to a binary stream.
+
+    ``jsonl``: one object per connection; ``csv``: the same columns under a
+    header; ``kdd``: exactly the 41 features in kddcup.names order, no
+    header, formatted as the KDD files are.
+    """
 
     def __init__(self, stream: BinaryIO, fmt: str = "jsonl") -> None:
         if fmt not in RECORD_FORMATS:
             raise ValueError(f"unknown record format {fmt!r}; expected one of {RECORD_FORMATS}")
         self.stream = stream
-        self.csv = fmt == "csv"
+        self.kdd = fmt == "kdd"
+        self.csv = fmt in ("csv", "kdd")
         self.records = 0
         self._header_written = False
         self._buffer = bytearray()  # reused: the formatter writes into it
 
+    def _columns(self, conns: np.ndarray, features: np.ndarray) -> list[Column]:
+        return kdd_columns(features) if self.kdd else record_columns(conns, features)
+
     def write(self, conns: np.ndarray, features: np.ndarray) -> None:
-        if self.csv and not self._header_written:
+        if self.csv and not self.kdd and not self._header_written:
             self.stream.write(csv_header(record_columns(conns[:0], features[:0])).encode())
             self._header_written = True
         for start in range(0, len(conns), ROWS_PER_CALL):
             part = slice(start, start + ROWS_PER_CALL)
             rows = len(conns[part])
-            n = format_rows(record_columns(conns[part], features[part]), rows, self.csv, self._buffer)
+            n = format_rows(self._columns(conns[part], features[part]), rows, self.csv, self._buffer)
             self.stream.write(memoryview(self._buffer)[:n])
         self.records += len(conns)
 
