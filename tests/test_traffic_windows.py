@@ -12,6 +12,7 @@ from sensor import _fastpath
 from sensor.config import SensorConfig, Traffic
 from sensor.features.basic import FLAG_NAMES
 from sensor.features.services import SERVICE_CODE
+from sensor.features.kdd import KDD_DTYPE
 from sensor.features.traffic import TRAFFIC_FEATURES, TrafficWindows
 from sensor.replay import replay
 from sensor.rows import CONN_DTYPE
@@ -27,8 +28,16 @@ def run(records, cfg: Traffic = Traffic()) -> list[dict]:
     conns["orig_p"] = [r[4] for r in records]
     service = np.array([SERVICE_CODE[r[2]] for r in records], dtype=np.uint8)
     flag = np.array([FLAG_NAMES.index(r[3]) for r in records], dtype=np.uint8)
-    out = TrafficWindows(cfg).features(conns, service, flag)
+    out = features(TrafficWindows(cfg), conns, service, flag)
     return [{name: (float(row[name]) if "rate" in name else int(row[name])) for name in TRAFFIC_FEATURES} for row in out]
+
+
+def features(windows, conns, service, flag):
+    """Traffic features of records whose KDD service and flag codes are given."""
+    rows = np.zeros(len(conns), dtype=KDD_DTYPE)
+    rows["service"], rows["flag"] = service, flag
+    windows.write(conns, rows, KDD_DTYPE.fields["count"][1])
+    return rows
 
 
 def col(rows, name):
@@ -169,8 +178,8 @@ def test_streaming_equals_the_offline_reference(seed, cfg):
     conns["ts_first"], conns["resp_lo"], conns["orig_p"] = ts, host, sport
     windows = TrafficWindows(cfg)
     cut = int(rng.integers(1, len(ts)))  # two batches: state carries over
-    got = np.concatenate([windows.features(conns[:cut], service[:cut], flag[:cut]),
-                          windows.features(conns[cut:], service[cut:], flag[cut:])])
+    got = np.concatenate([features(windows, conns[:cut], service[:cut], flag[:cut]),
+                          features(windows, conns[cut:], service[cut:], flag[cut:])])
     want = reference(ts, host, service, flag, sport, cfg)
     for i, w in enumerate(want):
         assert {k: float(got[k][i]) for k in TRAFFIC_FEATURES} == pytest.approx(w, abs=0), (i, w)

@@ -710,13 +710,20 @@ static void http_line(content_t *c, const content_rules_t *r, int dir, const uin
             bump16(&c->hot);
         return;
     }
-    if (n >= 12 && !memcmp(s, "HTTP/", 5)) {
+    /* The server side matters only for a response's status line: one 2xx
+       or 3xx is a login.  A server whose first line is not a status line
+       is not speaking HTTP: stop reading it. */
+    int status = n >= 12 && !memcmp(s, "HTTP/", 5);
+    if (status) {
         const uint8_t *sp = memchr(s, ' ', n);
         if (sp && (size_t)(s + n - sp) >= 4 && (sp[1] == '2' || sp[1] == '3')) {
             c->logged_in = 1;
             c->side[1].done = 1;  /* one good status is enough: skip the bodies */
         }
+    } else if (!c->in_body) {
+        c->side[1].done = 1;
     }
+    c->in_body = 1;  /* past the first line */
 }
 
 /* ------------------------------------------------------------ delivery */

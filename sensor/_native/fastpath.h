@@ -261,14 +261,6 @@ typedef struct {
     uint8_t  earlier_only;      /* host-window rates over earlier records only */
 } window_cfg_t;
 
-typedef struct {                /* one record, as the windows see it */
-    int64_t  ts;                /* connection start, ns */
-    uint64_t host_hi, host_lo;  /* destination (responder) address */
-    uint16_t sport;             /* source (originator) port */
-    uint8_t  service, flag;     /* KDD service and flag codes */
-    uint8_t  pad_[4];
-} wrec_t;
-
 typedef struct {
     uint16_t count, srv_count, dst_host_count, dst_host_srv_count;
     uint32_t pad_;
@@ -283,9 +275,12 @@ typedef struct windows windows_t;
 
 windows_t *windows_new(const window_cfg_t *cfg, uint64_t hash_seed);
 void windows_free(windows_t *w);
-/* Features of n records in start order, written as winfeat_t at out + i *
-   stride (a field of a wider record); 0, or -1 when memory ran out. */
-int windows_process(windows_t *w, const wrec_t *recs, size_t n, uint8_t *out, size_t stride);
+/* Traffic features of n connection records in start order.  Each record's
+   KDD service and flag codes are read from, and its winfeat_t written to,
+   a row of a wider feature array: row i starts at feats + i * stride.
+   Returns 0, or -1 when memory ran out. */
+int windows_process(windows_t *w, const conn_t *conns, size_t n, uint8_t *feats, size_t stride,
+                    size_t service_at, size_t flag_at, size_t winfeat_at);
 size_t windows_memory(const windows_t *w);
 double kdd_rate(double k, double n);
 

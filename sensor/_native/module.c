@@ -54,11 +54,6 @@ static const field_t conn_fields[] = {
     F(conn_t, is_guest_login, "u1"),
 };
 
-static const field_t wrec_fields[] = {
-    F(wrec_t, ts, "<i8"), F(wrec_t, host_hi, "<u8"), F(wrec_t, host_lo, "<u8"),
-    F(wrec_t, sport, "<u2"), F(wrec_t, service, "u1"), F(wrec_t, flag, "u1"),
-};
-
 static const field_t winfeat_fields[] = {
     F(winfeat_t, count, "<u2"), F(winfeat_t, srv_count, "<u2"), F(winfeat_t, serror_rate, "<f8"),
     F(winfeat_t, srv_serror_rate, "<f8"), F(winfeat_t, rerror_rate, "<f8"),
@@ -101,10 +96,9 @@ static PyObject *py_layouts(PyObject *self, PyObject *args)
     (void)self;
     (void)args;
     return Py_BuildValue(
-        "{sNsNsNsNsN}", "pkt", layout(pkt_fields, NFIELDS(pkt_fields), sizeof(pkt_t)), "conn",
+        "{sNsNsNsN}", "pkt", layout(pkt_fields, NFIELDS(pkt_fields), sizeof(pkt_t)), "conn",
         layout(conn_fields, NFIELDS(conn_fields), sizeof(conn_t)), "iface",
-        layout(iface_fields, NFIELDS(iface_fields), sizeof(iface_t)), "wrec",
-        layout(wrec_fields, NFIELDS(wrec_fields), sizeof(wrec_t)), "winfeat",
+        layout(iface_fields, NFIELDS(iface_fields), sizeof(iface_t)), "winfeat",
         layout(winfeat_fields, NFIELDS(winfeat_fields), sizeof(winfeat_t)));
 }
 
@@ -476,26 +470,28 @@ static void Windows_dealloc(WindowsObject *self)
 
 static PyObject *Windows_process(WindowsObject *self, PyObject *args)
 {
-    Py_buffer recs, out;
+    Py_buffer conns, feats;
+    Py_ssize_t stride, service_at, flag_at, winfeat_at;
     if (!self->w) {
         PyErr_SetString(PyExc_RuntimeError, "Windows is not initialised");
         return NULL;
     }
-    Py_ssize_t offset, stride;
-    if (!PyArg_ParseTuple(args, "y*w*nn", &recs, &out, &offset, &stride))
+    if (!PyArg_ParseTuple(args, "y*w*nnnn", &conns, &feats, &stride, &service_at, &flag_at, &winfeat_at))
         return NULL;
     size_t n;
     int rc = -2;
-    if (rows_view(&recs, sizeof(wrec_t), &n) == 0) {
-        /* the features land at out + offset + i * stride: check the last one fits */
-        if (offset < 0 || stride < (Py_ssize_t)sizeof(winfeat_t) ||
-            (n && (size_t)offset + (n - 1) * (size_t)stride + sizeof(winfeat_t) > (size_t)out.len))
-            PyErr_SetString(PyExc_ValueError, "output does not hold the features of every record");
+    if (rows_view(&conns, sizeof(conn_t), &n) == 0) {
+        /* every row holds the service and flag bytes and the features */
+        if (stride <= 0 || service_at < 0 || flag_at < 0 || winfeat_at < 0 || service_at >= stride ||
+            flag_at >= stride || (size_t)winfeat_at + sizeof(winfeat_t) > (size_t)stride ||
+            (size_t)feats.len < n * (size_t)stride)
+            PyErr_SetString(PyExc_ValueError, "feature rows do not fit their layout");
         else
-            rc = windows_process(self->w, recs.buf, n, (uint8_t *)out.buf + offset, (size_t)stride);
+            rc = windows_process(self->w, conns.buf, n, feats.buf, (size_t)stride, (size_t)service_at,
+                                 (size_t)flag_at, (size_t)winfeat_at);
     }
-    PyBuffer_Release(&recs);
-    PyBuffer_Release(&out);
+    PyBuffer_Release(&conns);
+    PyBuffer_Release(&feats);
     if (rc == -1)
         return PyErr_NoMemory();
     if (rc == -2)
@@ -511,8 +507,9 @@ static PyObject *Windows_get_memory(WindowsObject *self, void *closure)
 
 static PyMethodDef Windows_methods[] = {
     {"process", (PyCFunction)Windows_process, METH_VARARGS,
-     "process(wrecs, out, offset, stride): traffic features of records in start order, written "
-     "as winfeat rows at out + offset + i * stride."},
+     "process(conns, features, stride, service_at, flag_at, winfeat_at): traffic features of "
+     "records in start order; each feature row holds the record's service and flag bytes and "
+     "receives its winfeat fields."},
     {NULL, NULL, 0, NULL},
 };
 

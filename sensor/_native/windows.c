@@ -466,6 +466,13 @@ static uint16_t cap16(uint32_t v, uint32_t cap)
 
 /* ------------------------------------------------------------ record */
 
+typedef struct {       /* one record, as the windows see it */
+    int64_t ts;        /* connection start */
+    uint64_t host_hi, host_lo;
+    uint16_t sport;
+    uint8_t service, flag;
+} wrec_t;
+
 static int one_record(windows_t *w, const wrec_t *r, winfeat_t *o)
 {
     const window_cfg_t *cfg = &w->cfg;
@@ -559,14 +566,19 @@ static int one_record(windows_t *w, const wrec_t *r, winfeat_t *o)
     return hw_append(w, host, srv, r->sport, err);
 }
 
-int windows_process(windows_t *w, const wrec_t *recs, size_t n, uint8_t *out, size_t stride)
+int windows_process(windows_t *w, const conn_t *conns, size_t n, uint8_t *feats, size_t stride,
+                    size_t service_at, size_t flag_at, size_t winfeat_at)
 {
     for (size_t i = 0; i < n; i++) {
+        uint8_t *row = feats + i * stride;
+        /* the destination is the responder, the source port the originator's */
+        wrec_t r = {conns[i].ts_first, conns[i].resp_hi, conns[i].resp_lo, conns[i].orig_p,
+                    row[service_at], row[flag_at]};
         winfeat_t f;
         memset(&f, 0, sizeof(f));
-        if (one_record(w, recs + i, &f) < 0)
+        if (one_record(w, &r, &f) < 0)
             return -1;
-        memcpy(out + i * stride, &f, sizeof(f));
+        memcpy(row + winfeat_at, &f, sizeof(f));
     }
     return 0;
 }

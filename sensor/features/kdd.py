@@ -73,5 +73,5 @@ class FeatureEngine:
         for name in CONTENT_FEATURES:
             if name != "num_outbound_cmds":  # always 0, as in every KDD row
                 out[name] = conns[name]
-        self.windows.write(conns, out["service"], out["flag"], out, _TRAFFIC_AT)
+        self.windows.write(conns, out, _TRAFFIC_AT)
         return out

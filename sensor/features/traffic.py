@@ -11,7 +11,6 @@ from sensor import _fastpath
 from sensor.config import NS, Traffic
 from sensor.rows import layout_dtype
 
-WREC_DTYPE = layout_dtype("wrec")
 WINFEAT_DTYPE = layout_dtype("winfeat")
 TRAFFIC_FEATURES: tuple[str, ...] = WINFEAT_DTYPE.names
 
@@ -39,24 +38,13 @@ class TrafficWindows:
             secrets.randbits(64),
         )
 
-    def write(self, conns: np.ndarray, service: np.ndarray, flag: np.ndarray, out: np.ndarray,
-              offset: int) -> None:
-        """Compute the traffic features of a batch of records and write them,
-        in the WINFEAT layout, at byte ``offset`` of each row of ``out``."""
-        recs = np.zeros(len(conns), dtype=WREC_DTYPE)
-        recs["ts"] = conns["ts_first"]
-        recs["host_hi"] = conns["resp_hi"]
-        recs["host_lo"] = conns["resp_lo"]
-        recs["sport"] = conns["orig_p"]
-        recs["service"] = service
-        recs["flag"] = flag
-        self._core.process(recs, out, offset, out.dtype.itemsize)
-
-    def features(self, conns: np.ndarray, service: np.ndarray, flag: np.ndarray) -> np.ndarray:
-        """Traffic features of a batch of records, as WINFEAT_DTYPE rows."""
-        out = np.empty(len(conns), dtype=WINFEAT_DTYPE)
-        self.write(conns, service, flag, out, 0)
-        return out
+    def write(self, conns: np.ndarray, features: np.ndarray, winfeat_at: int) -> None:
+        """Compute the traffic features of a batch of records in place: each
+        row of ``features`` already holds the record's ``service`` and
+        ``flag``, and receives the WINFEAT fields at byte ``winfeat_at``."""
+        fields = features.dtype.fields
+        self._core.process(conns, features, features.dtype.itemsize, fields["service"][1], fields["flag"][1],
+                           winfeat_at)
 
     @property
     def memory(self) -> int:
