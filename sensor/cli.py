@@ -1,6 +1,9 @@
-"""The ``sensor`` command: a thin shell around the pipeline.
+"""The ``sensor`` command: a thin shell around the pipeline and the model tools.
 
-    sensor replay FILE... [-o OUT] [--format jsonl|csv]
+    sensor replay FILE... [-o OUT] [--format jsonl|csv|kdd]
+    sensor train --data FILE... [-o DIR]
+    sensor evaluate --data FILE [--models DIR] [--json] [--report DIR]
+    sensor model info FILE
 """
 
 from __future__ import annotations
@@ -36,7 +39,39 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-c", "--config", metavar="FILE", help="YAML configuration (timeouts, feature definitions, limits)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     r.add_argument("-q", "--quiet", action="store_true", help="no summary at the end")
+
+    t = sub.add_parser("train", help="fit the classifier, autoencoder and isolation forest; export ONNX (needs sensor[train])")
+    t.add_argument("--data", action="append", required=True, metavar="FILE", help="labelled KDD-format file (repeatable)")
+    t.add_argument("-o", "--out", default=str(_models_dir()), metavar="DIR", help="where the .onnx files go (default: %(default)s)")
+    t.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same models")
+    t.add_argument("--classifier", choices=["extra_trees", "random_forest"], default="extra_trees")
+    t.add_argument("--trees", type=int, default=20, help="trees in the classifier")
+    t.add_argument("--fpr", type=float, default=0.02, metavar="RATE",
+                   help="share of held-out training normals the anomaly thresholds let through (default %(default)s)")
+    t.add_argument("--jobs", type=int, default=2, help="CPU cores for fitting the forests")
+    t.add_argument("--compare", action="store_true",
+                   help="cross-validate the candidate tree ensembles and print a table instead of training")
+
+    e = sub.add_parser("evaluate", help="score a labelled KDD-format file; accuracy, cost, ROC AUC, report")
+    e.add_argument("--data", required=True, metavar="FILE", help="labelled KDD Cup 1999 or NSL-KDD file")
+    e.add_argument("--models", default=str(_models_dir()), metavar="DIR", help="model set (default: %(default)s)")
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    e.add_argument("--report", metavar="DIR", help="write report.md and PNG plots there")
+    e.add_argument("--baselines", metavar="TRAIN_FILE",
+                   help="also fit and score the baselines (1-NN, 10-feature isolation forest) on TRAIN_FILE")
+
+    m = sub.add_parser("model", help="inspect model files")
+    msub = m.add_subparsers(dest="model_command", required=True)
+    info = msub.add_parser("info", help="print a model's metadata, inputs and outputs")
+    info.add_argument("file", metavar="FILE")
+    info.add_argument("--json", action="store_true")
     return p
+
+
+def _models_dir():
+    from sensor.models.modelset import default_models_dir
+
+    return default_models_dir()
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -60,6 +95,36 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_UNREADABLE if summary.unreadable else EXIT_OK
 
 
+def _train(args: argparse.Namespace) -> int:
+    from sensor.training.cli import train_command
+
+    return train_command(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sensor.evaluation.cli import evaluate_command
+
+    return evaluate_command(args)
+
+
+def _model_info(args: argparse.Namespace) -> int:
+    import json
+
+    from sensor.models.info import info_text, model_info
+    from sensor.models.scorer import ModelError, load_model
+
+    try:
+        info = model_info(load_model(args.file))
+    except ModelError as exc:
+        sys.stderr.write(f"sensor: {exc}\n")
+        return EXIT_UNREADABLE
+    sys.stdout.write(json.dumps(info, indent=2) + "\n" if args.json else info_text(info))
+    return EXIT_OK
+
+
+_COMMANDS = {"replay": _replay, "train": _train, "evaluate": _evaluate, "model": _model_info}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Everything imported so far lives for the whole run: keep the garbage
     # collector from walking it again and again while packets flow.
@@ -67,14 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
-        if args.command == "replay":
-            return _replay(args)
+        return _COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. piped into head: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
-    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ imported by the sensor itself.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,3 +72,12 @@ def load_kdd(path: str | Path) -> KddData:
     labels = frame[41].str.rstrip(".").to_numpy(dtype=str) if width > 41 else np.full(len(frame), "")
     difficulty = frame[42].astype(np.int64).to_numpy() if width > 42 else np.full(len(frame), -1)
     return KddData(out, labels, difficulty, unknown)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes: names exactly which data a model saw."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

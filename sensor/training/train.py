@@ -1,0 +1,321 @@
+"""``sensor train``: fit the three models on KDD-format data and export them.
+
+Splits are by *distinct* feature vector (the KDD files repeat rows by the
+thousand; a split by row would hold out copies of training rows and
+flatter every validation figure), seeded, so a fixed seed gives the same
+models byte for byte.
+
+- classifier: an extra-trees ensemble over the five categories; its
+  validation figures come from a fit on 80% of the distinct vectors,
+  scored on the other 20%; the shipped model is then refitted on all rows.
+- autoencoder and isolation forest: fitted on 80% of the normal vectors;
+  the other 20% (never seen in fitting) calibrate the threshold, the score
+  exceeded by ``false_positive_rate`` of them.  No test data is involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from sensor import __version__
+from sensor._logging import get_logger
+from sensor.datasets import file_sha256, load_kdd
+from sensor.features.kdd import KDD_DTYPE
+from sensor.models.categories import CATEGORIES, categories_of
+from sensor.models.modelset import MODEL_FILES
+from sensor.models.schema import FEATURES, SCHEMA_VERSION, Meta
+from sensor.training import export
+from sensor.training.preprocess import Preprocessor
+
+log = get_logger("sensor.train")
+NORMAL = CATEGORIES.index("normal")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    seed: int = 0
+    classifier: str = "extra_trees"          # or "random_forest"
+    trees: int = 20
+    autoencoder_layers: tuple[int, ...] = (64, 32, 10, 32, 64)
+    autoencoder_epochs: int = 40
+    clip: float = 10.0                       # anomaly models' input clip, in standard deviations
+    isolation_trees: int = 100
+    isolation_samples: int = 8192            # rows per tree: 256 (the default) never isolates smurf
+    false_positive_rate: float = 0.02
+    folds: int = 5                           # 1 of this many distinct-vector folds is held out
+    jobs: int = 2
+
+
+@dataclass
+class TrainingData:
+    features: np.ndarray
+    category: np.ndarray                     # index into CATEGORIES
+    labels: np.ndarray
+    sources: list[dict] = field(default_factory=list)   # name, sha256, rows
+
+    @classmethod
+    def load(cls, paths: list[str | Path]) -> "TrainingData":
+        parts = [load_kdd(p) for p in paths]
+        labels = np.concatenate([p.labels for p in parts])
+        if (labels == "").any():
+            raise ValueError("training data needs labels; a file has only the 41 features")
+        return cls(
+            features=np.concatenate([p.features for p in parts]) if parts else np.zeros(0, KDD_DTYPE),
+            category=categories_of(labels),
+            labels=labels,
+            sources=[{"name": Path(p).name, "sha256": file_sha256(p), "rows": len(d.features)} for p, d in zip(paths, parts)],
+        )
+
+
+@dataclass
+class Trained:
+    """What a training run produced: the estimators and everything needed to
+    export them or compute their reference outputs."""
+
+    settings: TrainSettings
+    classifier_pre: Preprocessor
+    classifier: object
+    anomaly_pre: Preprocessor
+    autoencoder: object
+    error_scale: np.ndarray
+    isolation_forest: object
+    thresholds: dict[str, float]
+    metrics: dict[str, dict]
+
+
+def vector_folds(features: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold number (0 .. folds-1) of each row; rows with equal feature
+    vectors always share a fold."""
+    rows = np.ascontiguousarray(features).view(np.dtype((np.void, features.dtype.itemsize)))
+    _, group = np.unique(rows, return_inverse=True)
+    groups = int(group.max()) + 1 if len(group) else 0
+    return (np.random.default_rng(seed).permutation(groups) % folds)[group.reshape(-1)]
+
+
+def holdout_mask(features: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """True for the held-out fold: 1/folds of the distinct vectors."""
+    return vector_folds(features, folds, seed) == 0
+
+
+def fit(data: TrainingData, settings: TrainSettings) -> Trained:
+    metrics: dict[str, dict] = {}
+    t0 = time.monotonic()
+    held = holdout_mask(data.features, settings.folds, settings.seed)
+
+    # classifier: validate on held-out vectors, then refit on everything
+    names = np.asarray(CATEGORIES)[data.category]
+    trial_pre = Preprocessor().fit(data.features[~held])
+    trial = _classifier(settings).fit(trial_pre.transform(data.features[~held]), names[~held])
+    metrics["classifier"] = _classifier_validation(trial, trial_pre.transform(data.features[held]), data.category[held])
+    classifier_pre = Preprocessor().fit(data.features)
+    classifier = _classifier(settings).fit(classifier_pre.transform(data.features), names)
+    log.info("classifier fitted", seconds=round(time.monotonic() - t0, 1), **_headline(metrics["classifier"]))
+
+    # anomaly models: fit on normal vectors, calibrate on held-out normal vectors
+    normal = data.category == NORMAL
+    fitting, calibration = normal & ~held, normal & held
+    anomaly_pre = Preprocessor(clip=settings.clip, grouped=True).fit(data.features[fitting])
+    xa = anomaly_pre.transform(data.features)
+    autoencoder = _autoencoder(settings).fit(xa[fitting], xa[fitting])
+    error_scale = _error_scale(autoencoder, xa[fitting])
+    isolation_forest = _isolation_forest(settings).fit(xa[fitting])
+    scores = {
+        "autoencoder": export.reconstruction_error(autoencoder, xa, error_scale),
+        "isolation_forest": (-isolation_forest.score_samples(xa)).astype(np.float32),
+    }
+    thresholds = {}
+    for kind, score in scores.items():
+        thresholds[kind] = calibrated_threshold(score[calibration], settings.false_positive_rate)
+        metrics[kind] = _anomaly_validation(score, thresholds[kind], calibration, data)
+        log.info(f"{kind} fitted", seconds=round(time.monotonic() - t0, 1), threshold=thresholds[kind],
+                 **{k: v for k, v in metrics[kind].items() if not isinstance(v, dict)})
+    return Trained(settings, classifier_pre, classifier, anomaly_pre, autoencoder, error_scale,
+                   isolation_forest, thresholds, metrics)
+
+
+def calibrated_threshold(normal_scores: np.ndarray, false_positive_rate: float) -> float:
+    """The smallest threshold that at most ``false_positive_rate`` of the
+    calibration normals exceed (a score equal to it is not flagged)."""
+    if len(normal_scores) == 0:
+        raise ValueError("no held-out normal rows to calibrate a threshold on")
+    return float(np.quantile(normal_scores.astype(np.float64), 1 - false_positive_rate, method="higher"))
+
+
+def export_models(trained: Trained, data: TrainingData, out_dir: str | Path) -> dict[str, Path]:
+    """Write the three .onnx files; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    s = trained.settings
+    common = {
+        Meta.SCHEMA: SCHEMA_VERSION,
+        Meta.FEATURES: ",".join(FEATURES),
+        Meta.TRAINING_DATA: ",".join(src["name"] for src in data.sources),
+        Meta.TRAINING_SHA256: ",".join(src["sha256"] for src in data.sources),
+        Meta.TRAINING_DATE: training_date(),
+        Meta.SEED: str(s.seed),
+        Meta.PRODUCER: f"sensor {__version__} train",
+    }
+    models = {
+        "classifier": export.classifier_model(trained.classifier_pre, trained.classifier, common | {
+            Meta.KIND: "classifier",
+            Meta.CLASSES: ",".join(trained.classifier.classes_),
+            Meta.DECISION: "argmax",
+            Meta.METRICS: json.dumps(trained.metrics["classifier"], sort_keys=True),
+            Meta.PARAMETERS: json.dumps({"estimator": s.classifier, "trees": s.trees,
+                                         "preprocessing": trained.classifier_pre.parameters()}, sort_keys=True),
+        }),
+        "autoencoder": export.autoencoder_model(trained.anomaly_pre, trained.autoencoder, trained.error_scale, common | {
+            Meta.KIND: "autoencoder",
+            **_threshold_meta(trained, "autoencoder"),
+            Meta.PARAMETERS: json.dumps({"layers": list(s.autoencoder_layers), "epochs": s.autoencoder_epochs,
+                                         "preprocessing": trained.anomaly_pre.parameters()}, sort_keys=True),
+        }),
+        "isolation_forest": export.isolation_forest_model(trained.anomaly_pre, trained.isolation_forest, common | {
+            Meta.KIND: "isolation_forest",
+            **_threshold_meta(trained, "isolation_forest"),
+            Meta.PARAMETERS: json.dumps({"trees": s.isolation_trees, "samples_per_tree": s.isolation_samples,
+                                         "preprocessing": trained.anomaly_pre.parameters()}, sort_keys=True),
+        }),
+    }
+    paths = {}
+    for kind, model in models.items():
+        paths[kind] = out_dir / MODEL_FILES[kind]
+        paths[kind].write_bytes(model.SerializeToString(deterministic=True))
+    return paths
+
+
+def training_date() -> str:
+    """UTC date of training; SOURCE_DATE_EPOCH pins it for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return moment.strftime("%Y-%m-%d")
+
+
+def _threshold_meta(trained: Trained, kind: str) -> dict[str, str]:
+    return {
+        Meta.THRESHOLD: repr(trained.thresholds[kind]),
+        Meta.THRESHOLD_RULE: (f"exceeded by {trained.settings.false_positive_rate:g} of held-out training normals"),
+        Meta.METRICS: json.dumps(trained.metrics[kind], sort_keys=True),
+    }
+
+
+def make_classifier(kind: str, trees: int, seed: int, jobs: int):
+    """A scikit-learn tree ensemble: extra_trees, random_forest, or
+    gradient_boosting (``trees`` boosting rounds; compared, not shipped)."""
+    from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+
+    if kind == "gradient_boosting":
+        return HistGradientBoostingClassifier(max_iter=trees, random_state=seed)
+    forest = {"extra_trees": ExtraTreesClassifier, "random_forest": RandomForestClassifier}[kind]
+    return forest(n_estimators=trees, n_jobs=jobs, random_state=seed)
+
+
+def _classifier(s: TrainSettings):
+    return make_classifier(s.classifier, s.trees, s.seed, s.jobs)
+
+
+def _autoencoder(s: TrainSettings):
+    from sklearn.neural_network import MLPRegressor
+
+    return _Quiet(MLPRegressor(
+        hidden_layer_sizes=s.autoencoder_layers, activation="relu", solver="adam", alpha=1e-5,
+        batch_size=256, learning_rate_init=1e-3, max_iter=s.autoencoder_epochs, tol=0.0,
+        n_iter_no_change=s.autoencoder_epochs + 1, shuffle=True, random_state=s.seed,
+    ))
+
+
+def _isolation_forest(s: TrainSettings):
+    from sklearn.ensemble import IsolationForest
+
+    return IsolationForest(n_estimators=s.isolation_trees, max_samples=s.isolation_samples,
+                           random_state=s.seed, n_jobs=s.jobs)
+
+
+class _Quiet:
+    """Fits an MLP for a fixed number of epochs without the warning that it
+    did not converge (a fixed budget is the point: it keeps training
+    deterministic and bounded)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def fit(self, x, y):
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return self.model.fit(x, y)
+
+
+def _error_scale(autoencoder, x: np.ndarray) -> np.ndarray:
+    """Per-column mean squared reconstruction error on the fitting normals:
+    the score weighs each column's error against its usual size."""
+    diff = autoencoder.predict(x).astype(np.float32) - x
+    return ((diff * diff).mean(axis=0) + np.float32(1e-4)).astype(np.float32)
+
+
+def _classifier_validation(model, x: np.ndarray, truth: np.ndarray) -> dict:
+    from sensor.evaluation.metrics import classification_summary
+
+    names = list(model.classes_)
+    predicted = np.array([CATEGORIES.index(names[i]) for i in model.predict_proba(x).argmax(axis=1)])
+    summary = classification_summary(truth, predicted)
+    return {"validation": "1 of 5 folds of distinct training vectors held out", **{k: summary[k] for k in (
+        "accuracy", "cost_per_example", "binary_accuracy")},
+        "recall": {k: round(v["recall"], 4) for k, v in summary["per_class"].items()}}
+
+
+def _anomaly_validation(score: np.ndarray, threshold: float, calibration: np.ndarray, data: TrainingData) -> dict:
+    from sensor.evaluation.metrics import roc_auc
+
+    attack = data.category != NORMAL
+    rows = calibration | attack
+    flagged = score > threshold
+    return {
+        "validation": "held-out training normals vs training attacks",
+        "false_positive_rate": float(flagged[calibration].mean()),
+        "roc_auc": roc_auc(attack[rows], score[rows]),
+        "detection_rate": {CATEGORIES[k]: round(float(flagged[data.category == k].mean()), 4)
+                           for k in range(1, len(CATEGORIES)) if (data.category == k).any()},
+    }
+
+
+def _headline(m: dict) -> dict:
+    return {k: round(m[k], 4) for k in ("accuracy", "cost_per_example")}
+
+
+def check_parity(trained: Trained, paths: dict[str, Path], features: np.ndarray, rtol: float = 1e-4) -> dict[str, float]:
+    """Score ``features`` with the exported files and with the estimators;
+    raise if labels differ or a score differs by more than ``rtol`` (relative).
+    Returns the largest relative score difference per model."""
+    from sensor.models.scorer import load_model
+
+    worst = {}
+    labels, probabilities = load_model(paths["classifier"]).predict(features)
+    ref_labels, ref_probabilities = export.classifier_reference(trained.classifier_pre, trained.classifier, features)
+    if not np.array_equal(labels, ref_labels.astype(str)):
+        raise AssertionError(f"{paths['classifier']}: {int((labels != ref_labels).sum())} labels differ from scikit-learn's")
+    worst["classifier"] = float(np.abs(probabilities - ref_probabilities).max(initial=0))
+    references = {
+        "autoencoder": export.autoencoder_reference(trained.anomaly_pre, trained.autoencoder, trained.error_scale, features),
+        "isolation_forest": export.isolation_forest_reference(trained.anomaly_pre, trained.isolation_forest, features),
+    }
+    for kind, reference in references.items():
+        relative = relative_difference(load_model(paths[kind]).score(features), reference)
+        if relative > rtol:
+            raise AssertionError(f"{paths[kind]}: scores differ from scikit-learn's by {relative:.2e} (relative)")
+        worst[kind] = relative
+    return worst
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float((np.abs(a - b) / np.maximum(np.abs(b), 1e-12)).max(initial=0))
