@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--fpr", type=float, default=0.02, metavar="RATE",
                    help="share of held-out training normals the anomaly thresholds let through (default %(default)s)")
     t.add_argument("--jobs", type=int, default=2, help="CPU cores for fitting the forests")
+    t.add_argument("--evaluate", action="append", default=[], metavar="TEST_FILE",
+                   help="after training, record the models' figures on this labelled file in their metadata (repeatable)")
     t.add_argument("--compare", action="store_true",
                    help="cross-validate the candidate tree ensembles and print a table instead of training")
 
@@ -57,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--models", default=str(_models_dir()), metavar="DIR", help="model set (default: %(default)s)")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     e.add_argument("--report", metavar="DIR", help="write report.md and PNG plots there")
-    e.add_argument("--baselines", metavar="TRAIN_FILE",
-                   help="also fit and score the baselines (1-NN, 10-feature isolation forest) on TRAIN_FILE")
+    e.add_argument("--baselines", action="append", default=[], metavar="TRAIN_FILE",
+                   help="also fit the baselines (1-NN, 10-feature isolation forest) on TRAIN_FILE (repeatable) and score them")
 
     m = sub.add_parser("model", help="inspect model files")
     msub = m.add_subparsers(dest="model_command", required=True)

@@ -37,8 +37,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _baselines(result, train_file: str) -> None:
+def _baselines(result, train_files: list[str]) -> None:
     from sensor.evaluation.baselines import add_baselines
     from sensor.training.train import TrainingData
 
-    add_baselines(result, TrainingData.load([train_file]))
+    add_baselines(result, TrainingData.load(train_files))

@@ -38,7 +38,7 @@ def info_text(info: dict) -> str:
     lines.append(f"  {'inputs':16} {len(info['inputs'])} named [N, 1] tensors ({len(features)} features; strings: {', '.join(strings)})")
     lines.append(f"  {'outputs':16} " + ", ".join(f"{o['name']} {o['type']} [{', '.join(o['shape'])}]" for o in info["outputs"]))
     for key in (Meta.PARAMETERS, Meta.METRICS):
-        if key in meta:
+        if isinstance(meta.get(key), dict):
             lines.append(f"  {key}:")
-            lines += [f"    {line}" for line in json.dumps(meta[key], indent=2, sort_keys=True).splitlines()]
+            lines += [f"    {k}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(meta[key].items())]
     return "\n".join(lines) + "\n"

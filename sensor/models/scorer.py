@@ -21,6 +21,7 @@ import numpy as np
 
 from sensor.models.schema import ANOMALY_KINDS, FEATURES, OUTPUTS, REQUIRED_META, SCHEMA_VERSION, Meta, input_type
 from sensor.features.kdd import SYMBOLIC
+from sensor.models.categories import CATEGORIES
 
 
 class ModelError(ValueError):
@@ -95,6 +96,10 @@ class Classifier(OnnxModel):
 
     def _validate(self) -> None:
         self.classes = tuple(self.metadata[Meta.CLASSES].split(","))
+        unknown = [c for c in self.classes if c not in CATEGORIES]
+        if unknown or "normal" not in self.classes:
+            raise ModelError(f"{self.path}: classes {', '.join(self.classes)} are not KDD categories "
+                             f"({', '.join(CATEGORIES)}), or lack normal")
         probabilities = next(o for o in self.session.get_outputs() if o.name == "probabilities")
         width = probabilities.shape[-1] if probabilities.shape else None
         if isinstance(width, int) and width != len(self.classes):

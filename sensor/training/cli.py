@@ -33,9 +33,22 @@ def train_command(args: argparse.Namespace) -> int:
     paths = export_models(trained, data, args.out)
     sample = data.features[:: max(1, len(data.features) // PARITY_ROWS)][:PARITY_ROWS]
     parity = check_parity(trained, paths, sample)
+    if args.evaluate:
+        _record_evaluations(paths, args.evaluate, args.out)
     for kind, path in paths.items():
         m = trained.metrics[kind]
         figures = (f"validation accuracy {m['accuracy']:.4f}, cost {m['cost_per_example']:.4f}" if kind == "classifier"
                    else f"threshold {trained.thresholds[kind]:.6g}, validation ROC AUC {m['roc_auc']:.4f}")
         sys.stdout.write(f"{path}  {kind}: {figures}; ONNX parity on {len(sample):,} rows: max difference {parity[kind]:.1e}\n")
     return 0
+
+
+def _record_evaluations(paths, files: list[str], out_dir: str) -> None:
+    from pathlib import Path
+
+    from sensor.evaluation.evaluate import evaluate
+    from sensor.models.modelset import ModelSet
+    from sensor.training.train import record_test_metrics
+
+    models = ModelSet.load(out_dir)
+    record_test_metrics(paths, {Path(f).name: evaluate(f, models).summary for f in files})

@@ -45,7 +45,7 @@ class TrainSettings:
     classifier: str = "extra_trees"          # or "random_forest"
     trees: int = 20
     autoencoder_layers: tuple[int, ...] = (64, 32, 10, 32, 64)
-    autoencoder_epochs: int = 40
+    autoencoder_epochs: int = 80
     clip: float = 10.0                       # anomaly models' input clip, in standard deviations
     isolation_trees: int = 100
     isolation_samples: int = 8192            # rows per tree: 256 (the default) never isolates smurf
@@ -113,10 +113,10 @@ def fit(data: TrainingData, settings: TrainSettings) -> Trained:
     # classifier: validate on held-out vectors, then refit on everything
     names = np.asarray(CATEGORIES)[data.category]
     trial_pre = Preprocessor().fit(data.features[~held])
-    trial = _classifier(settings).fit(trial_pre.transform(data.features[~held]), names[~held])
+    trial = classifier_for(settings).fit(trial_pre.transform(data.features[~held]), names[~held])
     metrics["classifier"] = _classifier_validation(trial, trial_pre.transform(data.features[held]), data.category[held])
     classifier_pre = Preprocessor().fit(data.features)
-    classifier = _classifier(settings).fit(classifier_pre.transform(data.features), names)
+    classifier = classifier_for(settings).fit(classifier_pre.transform(data.features), names)
     log.info("classifier fitted", seconds=round(time.monotonic() - t0, 1), **_headline(metrics["classifier"]))
 
     # anomaly models: fit on normal vectors, calibrate on held-out normal vectors
@@ -124,9 +124,9 @@ def fit(data: TrainingData, settings: TrainSettings) -> Trained:
     fitting, calibration = normal & ~held, normal & held
     anomaly_pre = Preprocessor(clip=settings.clip, grouped=True).fit(data.features[fitting])
     xa = anomaly_pre.transform(data.features)
-    autoencoder = _autoencoder(settings).fit(xa[fitting], xa[fitting])
-    error_scale = _error_scale(autoencoder, xa[fitting])
-    isolation_forest = _isolation_forest(settings).fit(xa[fitting])
+    autoencoder = autoencoder_for(settings).fit(xa[fitting], xa[fitting])
+    error_scale = reconstruction_scale(autoencoder, xa[fitting])
+    isolation_forest = isolation_forest_for(settings).fit(xa[fitting])
     scores = {
         "autoencoder": export.reconstruction_error(autoencoder, xa, error_scale),
         "isolation_forest": (-isolation_forest.score_samples(xa)).astype(np.float32),
@@ -218,11 +218,11 @@ def make_classifier(kind: str, trees: int, seed: int, jobs: int):
     return forest(n_estimators=trees, n_jobs=jobs, random_state=seed)
 
 
-def _classifier(s: TrainSettings):
+def classifier_for(s: TrainSettings):
     return make_classifier(s.classifier, s.trees, s.seed, s.jobs)
 
 
-def _autoencoder(s: TrainSettings):
+def autoencoder_for(s: TrainSettings):
     from sklearn.neural_network import MLPRegressor
 
     return _Quiet(MLPRegressor(
@@ -232,7 +232,7 @@ def _autoencoder(s: TrainSettings):
     ))
 
 
-def _isolation_forest(s: TrainSettings):
+def isolation_forest_for(s: TrainSettings):
     from sklearn.ensemble import IsolationForest
 
     return IsolationForest(n_estimators=s.isolation_trees, max_samples=s.isolation_samples,
@@ -255,7 +255,7 @@ class _Quiet:
             return self.model.fit(x, y)
 
 
-def _error_scale(autoencoder, x: np.ndarray) -> np.ndarray:
+def reconstruction_scale(autoencoder, x: np.ndarray) -> np.ndarray:
     """Per-column mean squared reconstruction error on the fitting normals:
     the score weighs each column's error against its usual size."""
     diff = autoencoder.predict(x).astype(np.float32) - x
@@ -319,3 +319,31 @@ def check_parity(trained: Trained, paths: dict[str, Path], features: np.ndarray,
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(np.float64), b.astype(np.float64)
     return float((np.abs(a - b) / np.maximum(np.abs(b), 1e-12)).max(initial=0))
+
+
+def record_test_metrics(paths: dict[str, Path], evaluations: dict[str, dict]) -> None:
+    """Add each test file's headline figures (from ``sensor evaluate``
+    summaries, keyed by file name) to the models' metrics metadata.  Test
+    figures are reported, never used to choose anything."""
+    import onnx
+
+    for kind, path in paths.items():
+        model = onnx.load(path)
+        props = {p.key: p.value for p in model.metadata_props}
+        metrics = json.loads(props.get(Meta.METRICS, "{}"))
+        metrics["test"] = {name: _test_headline(kind, s) for name, s in evaluations.items()}
+        props[Meta.METRICS] = json.dumps(metrics, sort_keys=True)
+        del model.metadata_props[:]
+        onnx.helper.set_model_props(model, props)
+        path.write_bytes(model.SerializeToString(deterministic=True))
+
+
+def _test_headline(kind: str, s: dict) -> dict:
+    data = {"sha256": s["data"]["sha256"], "rows": s["data"]["rows"]}
+    if kind == "classifier":
+        return data | {
+            "verdict_accuracy": s["accuracy"], "verdict_cost_per_example": s["cost_per_example"],
+            "verdict_binary_accuracy": s["binary_accuracy"]["verdict"],
+            **{k: s["classifier"][k] for k in ("accuracy", "cost_per_example", "binary_accuracy")},
+        }
+    return data | {k: s[kind][k] for k in ("roc_auc", "binary_accuracy", "detection_rate", "false_positive_rate")}
