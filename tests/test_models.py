@@ -89,6 +89,20 @@ def test_anomaly_onnx_scores_equal_scikit_learn(trained, small_models, test_rows
     assert np.std(reference) > 0
 
 
+def test_autoencoder_contributions_name_the_unusual_features_and_add_up_to_the_score(trained, small_models, test_rows):
+    model = load_model(small_models / "autoencoder.onnx")
+    shares, score = model.contributions(test_rows), model.score(test_rows)
+    reference = export.contributions_reference(trained.anomaly_pre, trained.autoencoder, trained.error_scale, test_rows)
+    assert shares.shape == (len(test_rows), len(KDD_FEATURES))
+    assert np.abs(shares - reference).max(axis=1).max() <= 1e-4 * max(float(score.max()), 1.0)
+    assert np.allclose(shares.sum(axis=1), score, rtol=1e-4, atol=1e-6)
+    # a record made unusual in one feature only: that feature leads
+    row = test_rows[np.argmin(score)].copy()
+    row["src_bytes"] = 10**9
+    top = np.argsort(model.contributions(row.reshape(1)))[0][::-1]
+    assert KDD_FEATURES[top[0]] == "src_bytes"
+
+
 def test_preprocessing_in_the_graph_matches_numpy(trained):
     """The anomaly models' preprocessing (log, standardising, clip, group
     statistics, one-hot) node by node against Preprocessor.transform, on
@@ -145,6 +159,9 @@ def test_shipped_model_follows_the_contract(kind):
     if kind == "classifier":
         assert outputs == {"label": "tensor(string)", "probabilities": "tensor(float)"}
         assert sorted(meta[Meta.CLASSES].split(",")) == sorted(CATEGORIES)
+    elif kind == "autoencoder":
+        assert outputs == {"score": "tensor(float)", "contributions": "tensor(float)"}
+        assert float(meta[Meta.THRESHOLD]) > 0
     else:
         assert outputs == {"score": "tensor(float)"}
         assert float(meta[Meta.THRESHOLD]) > 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sensor.models.scorer import AnomalyModel, Classifier, ModelError, load_model
+from sensor.models.scorer import AnomalyModel, Classifier, ModelError, feeds, load_model
 
 MODEL_FILES = {
     "classifier": "classifier.onnx",
@@ -68,15 +68,20 @@ class ModelSet:
         return {k: m for k, m in (("autoencoder", self.autoencoder), ("isolation_forest", self.isolation_forest)) if m}
 
     def score(self, features: np.ndarray) -> Scores:
-        label, probabilities = self.classifier.predict(features)
-        anomaly = {kind: model.score(features) for kind, model in self.anomaly_models().items()}
+        inputs = feeds(features)
+        label, probabilities = self.classifier.predict(features, inputs)
+        anomaly = {kind: model.score(features, inputs) for kind, model in self.anomaly_models().items()}
         flagged = {kind: anomaly[kind] > model.threshold for kind, model in self.anomaly_models().items()}
-        novel = np.zeros(len(features), dtype=bool)
-        category = label
-        if "autoencoder" in flagged:
-            novel = (label == "normal") & flagged["autoencoder"]
-            category = np.where(novel, self._likeliest_attack(probabilities), label)
+        category, novel = self.verdict(label, probabilities, flagged.get("autoencoder"))
         return Scores(category, label, probabilities, novel, anomaly, flagged)
+
+    def verdict(self, label: np.ndarray, probabilities: np.ndarray,
+                autoencoder_flags: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(verdict category, whether the autoencoder changed it) per record."""
+        if autoencoder_flags is None:
+            return label, np.zeros(len(label), dtype=bool)
+        novel = (label == "normal") & autoencoder_flags
+        return np.where(novel, self._likeliest_attack(probabilities), label), novel
 
     def _likeliest_attack(self, probabilities: np.ndarray) -> np.ndarray:
         classes = np.asarray(self.classifier.classes)

@@ -78,8 +78,10 @@ class OnnxModel:
         model._validate()
         return model
 
-    def run(self, features: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(list(self.output_names), feeds(features))
+    def run(self, features: np.ndarray, inputs: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+        """The contract outputs; ``inputs`` (from :func:`feeds`) saves
+        rebuilding them when several models score the same batch."""
+        return self.session.run(list(self.output_names), inputs or feeds(features))
 
     def metrics(self) -> dict:
         return json.loads(self.metadata.get(Meta.METRICS, "{}"))
@@ -107,9 +109,9 @@ class Classifier(OnnxModel):
                 f"{self.path}: metadata lists {len(self.classes)} classes, the probabilities output has {width} columns"
             )
 
-    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, features: np.ndarray, inputs: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(labels as str, probabilities [N, classes] in ``classes`` order)."""
-        labels, probabilities = self.run(features)
+        labels, probabilities = self.run(features, inputs)
         return np.asarray(labels).reshape(-1).astype(str), np.asarray(probabilities, dtype=np.float32)
 
 
@@ -127,10 +129,23 @@ class AnomalyModel(OnnxModel):
         if not np.isfinite(self.threshold):
             raise ModelError(f"{self.path}: threshold {self.threshold} is not finite")
 
-    def score(self, features: np.ndarray) -> np.ndarray:
+    def score(self, features: np.ndarray, inputs: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Anomaly scores, float32 [N]; above ``threshold`` = anomalous."""
-        (score,) = self.run(features)
+        (score,) = self.run(features, inputs)
         return np.asarray(score, dtype=np.float32).reshape(-1)
+
+    @property
+    def explains(self) -> bool:
+        """Whether the graph has a ``contributions`` output (the autoencoder's)."""
+        return any(o.name == "contributions" for o in self.session.get_outputs())
+
+    def contributions(self, features: np.ndarray, inputs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """[N, 41] share of each KDD feature in the score (FEATURES order);
+        run only for the records an alert explains."""
+        if not self.explains:
+            raise ModelError(f"{self.path}: this {self.kind} has no contributions output")
+        (shares,) = self.session.run(["contributions"], inputs or feeds(features))
+        return np.asarray(shares, dtype=np.float32)
 
 
 def load_model(path: str | Path) -> Classifier | AnomalyModel:

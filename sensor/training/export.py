@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from sensor.features.kdd import KDD_FEATURES
 from sensor.training.onnx_graph import GraphBuilder, convert, float_output, string_output
 from sensor.training.preprocess import Preprocessor
 
@@ -39,7 +40,10 @@ def classifier_reference(pre: Preprocessor, forest, features: np.ndarray) -> tup
 # -- autoencoder -----------------------------------------------------------------
 
 def autoencoder_model(pre: Preprocessor, mlp, error_scale: np.ndarray, metadata: dict[str, str]) -> onnx.ModelProto:
-    """score = mean over columns of (reconstruction - input)^2 / error_scale."""
+    """score = mean over columns of (reconstruction - input)^2 / error_scale;
+    contributions = each KDD feature's share of that mean (its columns'
+    terms summed), so an alert can say which features made a record
+    anomalous, and the 41 contributions add up to the score."""
     g = GraphBuilder()
     x = pre.emit(g)
     h = x
@@ -51,7 +55,23 @@ def autoencoder_model(pre: Preprocessor, mlp, error_scale: np.ndarray, metadata:
     diff = g.node("Sub", [h, x])
     weighted = g.node("Div", [g.node("Mul", [diff, diff]), g.const(error_scale.astype(np.float32))])
     g.node("ReduceMean", [weighted], output="score", axes=[1], keepdims=0)
-    return g.build([float_output("score", "N")], metadata, _DOC.format(kind="autoencoder"))
+    g.node("MatMul", [weighted, g.const(_feature_shares(pre))], output="contributions")
+    return g.build([float_output("score", "N"), float_output("contributions", "N", len(KDD_FEATURES))],
+                   metadata, _DOC.format(kind="autoencoder"))
+
+
+def _feature_shares(pre: Preprocessor) -> np.ndarray:
+    """[columns, 41]: 1/columns where a column belongs to a feature."""
+    columns = pre.column_features()
+    shares = np.zeros((len(columns), len(KDD_FEATURES)), np.float32)
+    shares[np.arange(len(columns)), columns] = 1.0 / len(columns)
+    return shares
+
+
+def contributions_reference(pre: Preprocessor, mlp, error_scale: np.ndarray, features: np.ndarray) -> np.ndarray:
+    x = pre.transform(features)
+    diff = mlp.predict(x).astype(np.float32) - x
+    return (diff * diff / error_scale.astype(np.float32)) @ _feature_shares(pre)
 
 
 def autoencoder_reference(pre: Preprocessor, mlp, error_scale: np.ndarray, features: np.ndarray) -> np.ndarray:

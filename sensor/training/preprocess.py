@@ -94,6 +94,10 @@ class Preprocessor:
             names += [f"{feature}={v}" for v in values]
         return names
 
+    def column_features(self) -> np.ndarray:
+        """The KDD feature (index into KDD_FEATURES) each output column comes from."""
+        return np.array([KDD_FEATURES.index(n.split("|")[0].split("=")[0]) for n in self.column_names()])
+
     def transform(self, features: np.ndarray) -> np.ndarray:
         values = _logged(features)
         blocks = [self._clipped((values - self.mean) / self.scale)]

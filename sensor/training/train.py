@@ -42,7 +42,7 @@ NORMAL = CATEGORIES.index("normal")
 @dataclass(frozen=True)
 class TrainSettings:
     seed: int = 0
-    classifier: str = "extra_trees"          # or "random_forest"
+    classifier: str = "extra_trees"          # or "random_forest"; see models/README.md for the choice
     trees: int = 20
     autoencoder_layers: tuple[int, ...] = (64, 32, 10, 32, 64)
     autoencoder_epochs: int = 80
@@ -313,7 +313,19 @@ def check_parity(trained: Trained, paths: dict[str, Path], features: np.ndarray,
         if relative > rtol:
             raise AssertionError(f"{paths[kind]}: scores differ from scikit-learn's by {relative:.2e} (relative)")
         worst[kind] = relative
+    worst["contributions"] = _contributions_difference(trained, paths["autoencoder"], features, references["autoencoder"])
+    if worst["contributions"] > rtol:
+        raise AssertionError(f"{paths['autoencoder']}: contributions differ from numpy's by {worst['contributions']:.2e} of the score")
     return worst
+
+
+def _contributions_difference(trained: Trained, path: Path, features: np.ndarray, score: np.ndarray) -> float:
+    """Largest difference of a feature's contribution, relative to its record's score."""
+    from sensor.models.scorer import load_model
+
+    shares = load_model(path).contributions(features)
+    reference = export.contributions_reference(trained.anomaly_pre, trained.autoencoder, trained.error_scale, features)
+    return float((np.abs(shares - reference).max(axis=1) / np.maximum(score, 1e-12)).max(initial=0))
 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
