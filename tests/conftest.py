@@ -27,3 +27,17 @@ def pytest_sessionstart(session):
         raise pytest.UsageError(f"missing test tools {missing}: run the README's test command (scripts/bootstrap --dev)")
     if not PCAPS:
         raise pytest.UsageError(f"no shared captures under {SHARED / 'pcaps'}: the shared material must sit beside the checkout")
+
+
+class KeepRecords:
+    """A record sink that keeps copies of every batch (the pipeline reuses its arrays)."""
+
+    def __init__(self):
+        self.conns, self.features = [], []
+
+    def write(self, conns, features):
+        self.conns.append(conns.copy())
+        self.features.append(features.copy())
+
+    def close(self):
+        pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PCAPS
+from conftest import KeepRecords, PCAPS
 from window_reference import reference
 
 from sensor import _fastpath
@@ -188,21 +188,11 @@ def test_streaming_equals_the_offline_reference(seed, cfg):
 # ------------------------------------------------------------------ captures
 
 
-class Keep:
-    def __init__(self):
-        self.conns, self.features = [], []
-
-    def write(self, conns, features):
-        self.conns.append(conns.copy())
-        self.features.append(features.copy())
-
-    def close(self):
-        pass
 
 
 @pytest.mark.parametrize("path", [p for p in PCAPS if p.stat().st_size < 2_000_000], ids=lambda p: p.name)
 def test_streaming_equals_offline_on_shared_captures(path):
-    keep = Keep()
+    keep = KeepRecords()
     summary = replay([path], SensorConfig(), [keep])
     if not keep.conns:
         assert summary.connections == 0
