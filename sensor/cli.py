@@ -1,6 +1,8 @@
 """The ``sensor`` command: a thin shell around the pipeline and the model tools.
 
-    sensor replay FILE... [-o OUT] [--format jsonl|csv|kdd]
+    sensor replay FILE... [-o OUT] [--format jsonl|csv|kdd] [--alert-to URL]... [--rules FILE]...
+    sensor rules check FILE...
+    sensor rules test RULES CAPTURE...
     sensor train --data FILE... [-o DIR]
     sensor evaluate --data FILE [--models DIR] [--json] [--report DIR]
     sensor model info FILE
@@ -18,6 +20,7 @@ from typing import Sequence
 from sensor import __version__
 from sensor._logging import configure as configure_logging
 from sensor.config import ConfigError, SensorConfig, load_config
+from sensor.background import BackgroundSink
 from sensor.output import RECORD_FORMATS, RecordWriter
 from sensor.report import ProgressBar, render_summary
 from sensor.replay import replay
@@ -39,6 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-c", "--config", metavar="FILE", help="YAML configuration (timeouts, feature definitions, limits)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     r.add_argument("-q", "--quiet", action="store_true", help="no summary at the end")
+    r.add_argument("--alert-to", action="append", default=[], metavar="URL",
+                   help="alert sink (repeatable): -, file:PATH, syslog://HOST:PORT, syslog+tcp://HOST:PORT, "
+                        "syslog:///dev/log, http(s)://... (default: the terminal)")
+    r.add_argument("--rules", action="append", default=[], metavar="FILE",
+                   help="rule file or directory (repeatable; default: the shipped rules/)")
+    r.add_argument("--models", metavar="DIR", help="model directory (default: the shipped models/)")
+    r.add_argument("--no-alerts", action="store_true", help="records only: no rules, no models, no alerts")
+
+    ru = sub.add_parser("rules", help="check rule files, or test them on captures")
+    rsub = ru.add_subparsers(dest="rules_command", required=True)
+    rc = rsub.add_parser("check", help="validate rule files (errors name file, line and column)")
+    rt = rsub.add_parser("test", help="replay captures through a rule set: hits, examples, silent rules, cost")
+    _rules_arguments(rc, rt)
 
     t = sub.add_parser("train", help="fit the classifier, autoencoder and isolation forest; export ONNX (needs sensor[train])")
     t.add_argument("--data", action="append", required=True, metavar="FILE", help="labelled KDD-format file (repeatable)")
@@ -79,7 +95,8 @@ def _models_dir():
 def _replay(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config) if args.config else SensorConfig()
-    except ConfigError as exc:
+        detector = None if args.no_alerts or not config.alerts.enabled else _detector(args, config)
+    except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"sensor: {exc}\n")
         return EXIT_USAGE
     with ExitStack() as stack:
@@ -87,14 +104,44 @@ def _replay(args: argparse.Namespace) -> int:
             stream = sys.stdout.buffer
         else:
             stream = stack.enter_context(open(args.output, "wb"))
-        writer = RecordWriter(stream, args.format)
+        sinks = [RecordWriter(stream, args.format)] + ([BackgroundSink(detector)] if detector else [])
         bar = None
         if not args.no_progress and sys.stderr.isatty():
             bar = stack.enter_context(ProgressBar())
-        summary = replay(args.files, config, [writer], progress=bar.update if bar else None)
+        summary = replay(args.files, config, sinks, progress=bar.update if bar else None)
     if not args.quiet:
         render_summary(summary)
+        if detector:
+            from sensor.alerts.summary import render_alert_summary
+
+            render_alert_summary(detector)
     return EXIT_UNREADABLE if summary.unreadable else EXIT_OK
+
+
+def _detector(args: argparse.Namespace, config: SensorConfig):
+    from sensor.alerts.setup import build_detector
+
+    return build_detector(config, args.alert_to, records_on_stdout=args.output == "-",
+                          rules=args.rules, models=args.models)
+
+
+def _rules_arguments(check: argparse.ArgumentParser, test: argparse.ArgumentParser) -> None:
+    check.add_argument("files", nargs="+", metavar="FILE", help="rule files (YAML) or directories of them")
+    test.add_argument("rules", metavar="RULES", help="rule file or directory")
+    test.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng files, replayed as one capture")
+    test.add_argument("--models", metavar="DIR", help="model directory (default: the shipped models/)")
+    test.add_argument("-c", "--config", metavar="FILE", help="YAML configuration (timeouts, feature definitions)")
+    test.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+
+def _rules(args: argparse.Namespace) -> int:
+    if args.rules_command == "check":
+        from sensor.rules.check import check_command
+
+        return check_command(args)
+    from sensor.alerts.rules_test import rules_test_command
+
+    return rules_test_command(args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -124,7 +171,7 @@ def _model_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"replay": _replay, "train": _train, "evaluate": _evaluate, "model": _model_info}
+_COMMANDS = {"replay": _replay, "rules": _rules, "train": _train, "evaluate": _evaluate, "model": _model_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

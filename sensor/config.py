@@ -95,12 +95,27 @@ class Limits(_Section):
     reorder_records: Count = 262144
 
 
+class Alerts(_Section):
+    """Detection and delivery: which rules and models, and where alerts go."""
+
+    enabled: bool = True
+    to: tuple[str, ...] = ()             # sink URLs, besides any --alert-to
+    rules: tuple[str, ...] = ()          # rule files or directories; empty: the shipped rules/
+    models: str | None = None            # model directory; None: the shipped models/
+    idle_seconds: Seconds = 60.0         # an episode closes after this long without a match
+    spool_dir: str | None = None         # webhook spool; None: /var/lib/sensor/spool as root, else ~/.local/state
+    webhook_secret_file: str | None = None
+    webhook_secret_env: str | None = None
+    ca_file: str | None = None           # extra CA bundle for https webhooks
+
+
 class SensorConfig(_Section):
     timeouts: Timeouts = Timeouts()
     services: Services = Services()
     traffic: Traffic = Traffic()
     content: Content = Content()
     limits: Limits = Limits()
+    alerts: Alerts = Alerts()
 
 
 def config_from_dict(data: dict[str, Any]) -> SensorConfig:

@@ -1,0 +1,1 @@
+"""Detection: the scorer, rules and episodes that turn connection records into alerts."""
