@@ -24,6 +24,10 @@ from sensor.features.kdd import SYMBOLIC
 from sensor.models.categories import CATEGORIES
 
 
+#: rows per onnxruntime call: bounds its buffers (the autoencoder's grow with the batch)
+RUN_ROWS = 4096
+
+
 class ModelError(ValueError):
     """A model file the sensor cannot use; the message names the file and why."""
 
@@ -78,10 +82,20 @@ class OnnxModel:
         model._validate()
         return model
 
-    def run(self, features: np.ndarray, inputs: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    def run(self, features: np.ndarray, inputs: dict[str, np.ndarray] | None = None,
+            outputs: tuple[str, ...] | None = None) -> list[np.ndarray]:
         """The contract outputs; ``inputs`` (from :func:`feeds`) saves
-        rebuilding them when several models score the same batch."""
-        return self.session.run(list(self.output_names), inputs or feeds(features))
+        rebuilding them when several models score the same batch.  Rows go
+        through in slices of RUN_ROWS, so onnxruntime's buffers stay small
+        whatever the batch size."""
+        inputs = inputs or feeds(features)
+        names = list(outputs or self.output_names)
+        rows = len(features)
+        if rows <= RUN_ROWS:
+            return self.session.run(names, inputs)
+        parts = [self.session.run(names, {k: v[start:start + RUN_ROWS] for k, v in inputs.items()})
+                 for start in range(0, rows, RUN_ROWS)]
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
 
     def metrics(self) -> dict:
         return json.loads(self.metadata.get(Meta.METRICS, "{}"))
@@ -144,7 +158,7 @@ class AnomalyModel(OnnxModel):
         run only for the records an alert explains."""
         if not self.explains:
             raise ModelError(f"{self.path}: this {self.kind} has no contributions output")
-        (shares,) = self.session.run(["contributions"], inputs or feeds(features))
+        (shares,) = self.run(features, inputs, ("contributions",))
         return np.asarray(shares, dtype=np.float32)
 
 
