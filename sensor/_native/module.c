@@ -315,8 +315,13 @@ static PyObject *Tracker_process(TrackerObject *self, PyObject *args)
         return NULL;
     size_t n;
     int rc = -2;
-    if (rows_view(&rows, sizeof(pkt_t), &n) == 0)
+    if (rows_view(&rows, sizeof(pkt_t), &n) == 0) {
+        /* the core touches only its own memory and these held buffers: let
+           the detector's thread run (onnxruntime, rules) meanwhile */
+        Py_BEGIN_ALLOW_THREADS
         rc = tracker_process(self->tr, rows.buf, n, buf.buf, (size_t)buf.len);
+        Py_END_ALLOW_THREADS
+    }
     PyBuffer_Release(&rows);
     PyBuffer_Release(&buf);
     if (rc == -1)
@@ -331,7 +336,11 @@ static PyObject *Tracker_expire(TrackerObject *self, PyObject *args)
     long long now;
     if (!tracker_ready(self) || !PyArg_ParseTuple(args, "L", &now))
         return NULL;
-    if (tracker_expire(self->tr, now) < 0)
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = tracker_expire(self->tr, now);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
@@ -486,9 +495,12 @@ static PyObject *Windows_process(WindowsObject *self, PyObject *args)
             flag_at >= stride || (size_t)winfeat_at + sizeof(winfeat_t) > (size_t)stride ||
             (size_t)feats.len < n * (size_t)stride)
             PyErr_SetString(PyExc_ValueError, "feature rows do not fit their layout");
-        else
+        else {
+            Py_BEGIN_ALLOW_THREADS
             rc = windows_process(self->w, conns.buf, n, feats.buf, (size_t)stride, (size_t)service_at,
                                  (size_t)flag_at, (size_t)winfeat_at);
+            Py_END_ALLOW_THREADS
+        }
     }
     PyBuffer_Release(&conns);
     PyBuffer_Release(&feats);

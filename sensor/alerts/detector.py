@@ -80,12 +80,13 @@ class Detector:
         self._batch = (conns, features, view)
         ts = conns["ts_first"]
         hosts = None
+        conditions: dict[str, np.ndarray] = {}  # rules that share a condition evaluate it once
         for rule in self.rules:
             start = time.perf_counter()
-            mask = rule.matches(view)
+            mask = rule.matches(view, conditions)
             for entry in self.suppress:
                 if entry.applies_to(rule.id) and mask.any():
-                    mask &= ~entry.matches(view)
+                    mask = mask & ~entry.matches(view)
             rows = np.flatnonzero(mask)
             if len(rows):
                 self.stats[rule.id].matches += len(rows)

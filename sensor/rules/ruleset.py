@@ -97,14 +97,24 @@ class Rule:
         scope = self.scope.fields if self.scope else frozenset()
         return self.condition.fields | scope | evidence
 
-    def matches(self, batch: Mapping[str, Any]) -> np.ndarray:
-        """One bool per record: inside the scope and the condition holds."""
+    def matches(self, batch: Mapping[str, Any], conditions: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """One bool per record: inside the scope and the condition holds.
+        ``conditions`` caches masks by condition text across the rules of
+        one batch (several rules often share a condition); never mutated."""
         if self.scope is None:
-            return self.condition.evaluate(batch)
+            return self._condition(batch, conditions)
         mask = self.scope.matches(batch)
         if not mask.any():
             return mask
-        return mask & self.condition.evaluate(batch)
+        return mask & self._condition(batch, conditions)
+
+    def _condition(self, batch: Mapping[str, Any], conditions: dict[str, np.ndarray] | None) -> np.ndarray:
+        if conditions is None:
+            return self.condition.evaluate(batch)
+        mask = conditions.get(self.condition.text)
+        if mask is None:
+            mask = conditions[self.condition.text] = self.condition.evaluate(batch)
+        return mask
 
 
 @dataclass(frozen=True)
