@@ -289,3 +289,22 @@ def test_a_bad_rule_file_stops_replay_with_its_position(tmp_path):
 def test_a_bad_sink_url_is_refused_before_reading(tmp_path):
     out = _sensor("replay", str(CAPTURES / "zeek__ftp-bruteforce.pcap"), "--alert-to", "syslog://nohost")
     assert out.returncode == 2 and "syslog://nohost" in out.stderr and out.stdout == ""
+
+
+def test_alert_sinks_and_rules_come_from_the_configuration_too(tmp_path):
+    alerts_file = tmp_path / "from-config.jsonl"
+    config = tmp_path / "sensor.yaml"
+    config.write_text(f"alerts:\n  to: ['file:{alerts_file}']\n  rules: ['{ROOT / 'rules'}']\n")
+    out = _sensor("replay", str(CAPTURES / "zeek__ftp-bruteforce.pcap"), "-c", str(config), "-o", str(tmp_path / "r"))
+    assert out.returncode == 0, out.stderr
+    assert "password-guessing" in {json.loads(line)["rule"] for line in alerts_file.read_text().splitlines()}
+    assert out.stdout == ""  # a sink was named, so the terminal gets none
+
+
+def test_the_shipped_rules_check_clean():
+    import yaml
+
+    count = len(yaml.safe_load((ROOT / "rules" / "default.yaml").read_text())["rules"])
+    out = _sensor("rules", "check", "rules/")
+    assert out.returncode == 0 and out.stderr == ""
+    assert out.stdout.strip() == f"rules/default.yaml: {count} rules OK"
