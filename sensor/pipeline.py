@@ -56,10 +56,6 @@ class Summary:
     fragments_incomplete: int = 0
     released_late: int = 0
 
-    @property
-    def malformed(self) -> int:
-        return sum(self.frames[name] for name in STATUS_NAMES[FIRST_MALFORMED:])
-
 
 class Pipeline:
     """Turns packet batches into connection records delivered to sinks."""
@@ -135,9 +131,9 @@ class Pipeline:
         where = np.flatnonzero(batch.rows["status"] == code)
         room = max(MALFORMED_LISTED - self._listed[key], 0)
         self._listed[key] += len(where)
-        for i in where[:room]:
+        listed = where[:room]
+        for i, offset in zip(listed.tolist(), batch.frame_offsets(listed).tolist()):
             frame = int(batch.rows["frame"][i])
-            offset = int(batch.frame_offsets(np.array([i]))[0])
             log.error(f"{source}: offset {offset}: frame {frame + 1}: malformed packet ({name})",
                       file=source, offset=offset, frame=frame + 1, reason=name)
 

@@ -87,7 +87,6 @@ struct tracker {
     uint64_t release_next;     /* lowest creation order not yet released */
     uint64_t released_late;    /* records that could not wait for an older connection */
     uint64_t next_order;
-    int64_t now;
     /* content analysis */
     content_rules_t *rules;
     uint8_t analyzer_port[65536];
@@ -463,8 +462,8 @@ static void update_history(flow_t *f, int dir, ep_t *ep, uint8_t flags, uint64_t
     }
 }
 
-static int32_t update_last_seq(flow_t *f, int dir, ep_t *ep, uint32_t last_seq, uint8_t flags,
-                               uint32_t len)
+static void update_last_seq(flow_t *f, int dir, ep_t *ep, uint32_t last_seq, uint8_t flags,
+                            uint32_t len)
 {
     int32_t delta = seq_delta(last_seq, ep->last_seq);
     if ((flags & (TH_SYN | TH_RST)) && (delta > TOO_LARGE_SEQ_DELTA || delta < -TOO_LARGE_SEQ_DELTA))
@@ -477,7 +476,6 @@ static int32_t update_last_seq(flow_t *f, int dir, ep_t *ep, uint32_t last_seq, 
         ep_update_last(ep, last_seq);
     else if (len > 0)
         scaled_history(f, dir, 'T', &ep->rxmt_cnt, &ep->rxmt_thresh);
-    return delta;
 }
 
 static void flip_roles(flow_t *f)
@@ -517,15 +515,13 @@ static void connection_closed(flow_t *f, ep_t *ep, const ep_t *peer)
 
 /* The endpoint state machine; returns whether this packet closed its
    sender.  *dir is updated when a SYN/SYN-ACK reversal flips the roles. */
-static int update_state_machine(flow_t *f, int *dir, const pkt_t *r, int32_t delta_last,
-                                int64_t ts)
+static int update_state_machine(flow_t *f, int *dir, const pkt_t *r, int64_t ts)
 {
     ep_t *ep = &f->ep[*dir], *peer = &f->ep[1 - *dir];
     uint8_t flags = r->tcp_flags;
     int syn = flags & TH_SYN, fin = flags & TH_FIN, rst = flags & TH_RST, ack = flags & TH_ACK;
     int sent_by_orig = *dir == 0;
     int do_close = 0;
-    (void)delta_last;
 
     switch (ep->state) {
     case EP_INACTIVE:
@@ -629,8 +625,8 @@ static void tcp_packet(flow_t *f, int dir, const pkt_t *r)
                 ep_update_ack(peer, r->ack);
         }
     }
-    int32_t delta_last = update_last_seq(f, dir, ep, seq_one_past, flags, len);
-    update_state_machine(f, &dir, r, delta_last, r->ts);
+    update_last_seq(f, dir, ep, seq_one_past, flags, len);
+    update_state_machine(f, &dir, r, r->ts);
 }
 
 static void expect(tracker_t *tr, const expect_t *ex, int64_t now)
@@ -1067,7 +1063,6 @@ int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n, const uint8_t *b
             tr->buf = NULL;
             return -1;
         }
-        tr->now = r->ts;
     }
     tr->buf = NULL;  /* the buffer belongs to the caller */
     return 0;

@@ -24,7 +24,6 @@ from sensor.rows import packet_rows_for_walker
 CHUNK_BYTES = 4 << 20
 HEADROOM = 1 << 20  # room for the unread tail of a chunk, so buffers are rarely regrown
 BATCH_ROWS = 65536
-MAX_CAPLEN: int = _fastpath.MAX_CAPLEN
 
 _DAMAGE_TEXT = {
     "caplen_over_snaplen": "record length {caplen} exceeds the snapshot length {snaplen}",
@@ -92,8 +91,6 @@ class _Walk:
 
 class CaptureReader(ABC):
     """Streams a capture as packet batches; subclasses know one format."""
-
-    format_name = "capture"
 
     def __init__(self, stream: BinaryIO, path: str, compressed: bool, header: bytes, raw: BinaryIO) -> None:
         self.path = path

@@ -23,8 +23,6 @@ GLOBAL_HEADER = 24
 
 
 class PcapReader(CaptureReader):
-    format_name = "pcap"
-
     def _start(self, buf: memoryview) -> int:
         if len(buf) < GLOBAL_HEADER:
             self._report(0, "truncated", f"capture ends inside the {GLOBAL_HEADER}-byte file header")

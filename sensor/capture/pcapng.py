@@ -20,8 +20,6 @@ DEFAULT_TSRESOL = 6  # microseconds
 
 
 class PcapngReader(CaptureReader):
-    format_name = "pcapng"
-
     def _start(self, buf: memoryview) -> int:
         self._order = "<"
         self._ifaces = np.zeros(0, dtype=IFACE_DTYPE)

@@ -18,6 +18,8 @@ zero-length packet of that datagram's flow, one wrong fragment.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ class _Datagram:
     hdr_len: int = 0
     wrong: int = 0
     fragments: int = 0
+    seq: int = 0                # arrival order, to break first_ts ties when evicting
 
     def max_end(self) -> int:
         return self.pieces[-1][1] if self.pieces else 0
@@ -81,15 +84,15 @@ class FragmentReassembler:
     def __init__(self, timeouts: FragmentTimeouts = FragmentTimeouts()) -> None:
         self.timeouts = timeouts
         self._pending: dict[tuple, _Datagram] = {}
+        # (first_ts, seq, key) of pending datagrams, oldest first; entries of
+        # datagrams since finished are skipped when popped, and pruned in bulk
+        self._oldest: list[tuple[int, int, tuple]] = []
+        self._arrivals = itertools.count()
         self._given_up: list[np.ndarray] = []
         # recently reassembled datagrams: key -> (time, their packet row)
         self._done: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
         self.datagrams_reassembled = 0
         self.datagrams_incomplete = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
 
     def process(self, batch: PacketBatch) -> np.ndarray:
         """Reassemble the batch's fragments in place.
@@ -132,6 +135,21 @@ class FragmentReassembler:
         self._given_up = []
         return out
 
+    def _track_age(self, key: tuple, d: _Datagram) -> None:
+        heapq.heappush(self._oldest, (d.first_ts, d.seq, key))
+        if len(self._oldest) > 2 * len(self._pending) + 1024:  # mostly finished datagrams: rebuild
+            self._oldest = [(p.first_ts, p.seq, k) for k, p in self._pending.items()]
+            heapq.heapify(self._oldest)
+
+    def _pop_oldest(self) -> tuple:
+        """The pending datagram with the earliest first fragment (the earlier
+        arrival on a tie): the one a full table gives up on."""
+        while True:
+            _, seq, key = heapq.heappop(self._oldest)
+            d = self._pending.get(key)
+            if d is not None and d.seq == seq:
+                return key
+
     def _give_up(self, key: tuple) -> None:
         d = self._pending.pop(key)
         self.datagrams_incomplete += 1
@@ -147,8 +165,9 @@ class FragmentReassembler:
             return
         if d is None:
             if len(self._pending) >= self.timeouts.max_datagrams:
-                self._give_up(min(self._pending, key=lambda k: self._pending[k].first_ts))
-            d = self._pending[key] = _Datagram(first_ts=int(r["ts"]))
+                self._give_up(self._pop_oldest())
+            d = self._pending[key] = _Datagram(first_ts=int(r["ts"]), seq=next(self._arrivals))
+            self._track_age(key, d)
         start = int(r["frag_off"])
         end = start + int(r["l4_len"])
         more = bool(r["frag_more"])

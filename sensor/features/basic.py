@@ -15,10 +15,6 @@ from sensor.config import Services
 from sensor.features.services import SERVICE_CODE, icmp_services, port_tables
 from sensor.rows import CONN_STATES, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 
-BASIC_FEATURES = (
-    "duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes",
-    "land", "wrong_fragment", "urgent",
-)
 PROTOCOL_NAMES = ("tcp", "udp", "icmp")
 FLAG_NAMES = ("SF", "S0", "S1", "S2", "S3", "REJ", "RSTO", "RSTOS0", "RSTR", "SH", "OTH")
 

@@ -93,9 +93,6 @@ ANALYZED_SERVICES: dict[str, str] = {
     "smtp": "smtp",
 }
 
-#: bytes analyzed per direction of a connection
-DEFAULT_BYTE_CAP = 64 * 1024
-
 
 def pattern_blob() -> bytes:
     """The groups in the compiled core's order: per group a count, then

@@ -45,9 +45,9 @@ class ConnectionTracker:
             self._core.process(rows, buffer)
             self.now = max(self.now, int(rows["ts"][-1]))
 
-    def expire(self, now: int | None = None) -> None:
-        """Finish connections whose deadline has passed at ``now`` (ns)."""
-        self._core.expire(self.now if now is None else now)
+    def expire(self) -> None:
+        """Finish connections whose deadline has passed at the latest packet's time."""
+        self._core.expire(self.now)
 
     def flush(self) -> None:
         """Finish every open connection (end of input)."""
