@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sensor.datasets import file_sha256, load_kdd
-from sensor.evaluation.metrics import NORMAL, anomaly_summary, binary_accuracy, classification_summary, roc_auc
+from sensor.evaluation.metrics import NORMAL, anomaly_summary, classification_summary, roc_auc
 from sensor.models.categories import CATEGORIES, categories_of
 from sensor.models.modelset import ModelSet
 
@@ -72,11 +72,11 @@ def evaluate(path: str | Path, models: ModelSet) -> Evaluation:
     }
     s["models"] = {kind: str(m.path) for kind, m in (("classifier", models.classifier), *models.anomaly_models().items())}
     s.update({k: verdict_summary[k] for k in ("accuracy", "cost_per_example", "per_class", "confusion")})
+    s["classifier"] = classification_summary(truth, label)
     s["binary_accuracy"] = {"verdict": verdict_summary["binary_accuracy"],
-                            "classifier": binary_accuracy(attack, label != NORMAL)}
+                            "classifier": s["classifier"]["binary_accuracy"]}
     s["roc_auc"] = {"classifier": roc_auc(attack, p_attack)}
     s["verdict"] = {**verdict_summary, "changed_by_autoencoder": novel}
-    s["classifier"] = classification_summary(truth, label)
     for kind, score in anomaly.items():
         s[kind] = anomaly_summary(attack, score, result.thresholds[kind])
         s["binary_accuracy"][kind] = s[kind]["binary_accuracy"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sensor.models.schema import ANOMALY_KINDS
 from sensor.models.scorer import AnomalyModel, Classifier, ModelError, feeds, load_model
 
 MODEL_FILES = {
@@ -65,13 +66,14 @@ class ModelSet:
         return cls(**found)
 
     def anomaly_models(self) -> dict[str, AnomalyModel]:
-        return {k: m for k, m in (("autoencoder", self.autoencoder), ("isolation_forest", self.isolation_forest)) if m}
+        return {kind: getattr(self, kind) for kind in ANOMALY_KINDS if getattr(self, kind) is not None}
 
     def score(self, features: np.ndarray) -> Scores:
         inputs = feeds(features)
         label, probabilities = self.classifier.predict(features, inputs)
-        anomaly = {kind: model.score(features, inputs) for kind, model in self.anomaly_models().items()}
-        flagged = {kind: anomaly[kind] > model.threshold for kind, model in self.anomaly_models().items()}
+        anomalies = self.anomaly_models()
+        anomaly = {kind: model.score(features, inputs) for kind, model in anomalies.items()}
+        flagged = {kind: anomaly[kind] > model.threshold for kind, model in anomalies.items()}
         category, novel = self.verdict(label, probabilities, flagged.get("autoencoder"))
         return Scores(category, label, probabilities, novel, anomaly, flagged)
 

@@ -13,13 +13,12 @@ stage its own core rather than letting onnxruntime spin a pool.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from sensor.models.schema import ANOMALY_KINDS, FEATURES, OUTPUTS, REQUIRED_META, SCHEMA_VERSION, Meta, input_type
+from sensor.models.schema import FEATURES, OUTPUTS, REQUIRED_META, SCHEMA_VERSION, Meta, input_type
 from sensor.features.kdd import SYMBOLIC
 from sensor.models.categories import CATEGORIES
 
@@ -96,9 +95,6 @@ class OnnxModel:
         parts = [self.session.run(names, {k: v[start:start + RUN_ROWS] for k, v in inputs.items()})
                  for start in range(0, rows, RUN_ROWS)]
         return [np.concatenate([p[i] for p in parts]) for i in range(len(names))]
-
-    def metrics(self) -> dict:
-        return json.loads(self.metadata.get(Meta.METRICS, "{}"))
 
     def _validate(self) -> None:
         """Kind-specific metadata checks."""
@@ -222,4 +218,4 @@ def _check_inputs(path: Path, session) -> None:
             raise ModelError(f"{path}: input {name!r} has shape {arg.shape}; the contract says [N, 1]")
 
 
-__all__ = ["ANOMALY_KINDS", "AnomalyModel", "Classifier", "ModelError", "OnnxModel", "feeds", "load_model"]
+__all__ = ["AnomalyModel", "Classifier", "ModelError", "OnnxModel", "feeds", "load_model"]

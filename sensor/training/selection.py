@@ -19,7 +19,7 @@ import numpy as np
 from sensor.evaluation.metrics import classification_summary
 from sensor.models.categories import CATEGORIES
 from sensor.training.preprocess import Preprocessor
-from sensor.training.train import TrainingData, make_classifier, vector_folds
+from sensor.training.train import TrainingData, make_classifier, predicted_categories, vector_folds
 
 #: (estimator, trees) pairs compared by default.
 CANDIDATES = (("random_forest", 20), ("random_forest", 30), ("random_forest", 60),
@@ -52,8 +52,7 @@ def compare(data: TrainingData, candidates=CANDIDATES, folds: int = 5, seed: int
             start = time.monotonic()
             model = make_classifier(kind, trees, seed, jobs).fit(x[fold != k], names[fold != k])
             fit_seconds += time.monotonic() - start
-            labels = np.asarray(model.classes_)[model.predict_proba(x[fold == k]).argmax(axis=1)]
-            predicted[fold == k] = [CATEGORIES.index(c) for c in labels]
+            predicted[fold == k] = predicted_categories(model, x[fold == k])
         summary = classification_summary(data.category, predicted)
         rate, note = _onnx_rate(pre, model, data.features)
         results.append(Comparison(kind, trees, summary["accuracy"], summary["cost_per_example"],

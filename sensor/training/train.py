@@ -28,6 +28,7 @@ import numpy as np
 from sensor import __version__
 from sensor._logging import get_logger
 from sensor.datasets import file_sha256, load_kdd
+from sensor.evaluation.metrics import NORMAL
 from sensor.features.kdd import KDD_DTYPE
 from sensor.models.categories import CATEGORIES, categories_of
 from sensor.models.modelset import MODEL_FILES
@@ -36,7 +37,6 @@ from sensor.training import export
 from sensor.training.preprocess import Preprocessor
 
 log = get_logger("sensor.train")
-NORMAL = CATEGORIES.index("normal")
 
 
 @dataclass(frozen=True)
@@ -262,12 +262,16 @@ def reconstruction_scale(autoencoder, x: np.ndarray) -> np.ndarray:
     return ((diff * diff).mean(axis=0) + np.float32(1e-4)).astype(np.float32)
 
 
+def predicted_categories(model, x: np.ndarray) -> np.ndarray:
+    """A fitted classifier's most probable category per row, as CATEGORIES indices."""
+    codes = np.array([CATEGORIES.index(c) for c in model.classes_])
+    return codes[model.predict_proba(x).argmax(axis=1)]
+
+
 def _classifier_validation(model, x: np.ndarray, truth: np.ndarray) -> dict:
     from sensor.evaluation.metrics import classification_summary
 
-    names = list(model.classes_)
-    predicted = np.array([CATEGORIES.index(names[i]) for i in model.predict_proba(x).argmax(axis=1)])
-    summary = classification_summary(truth, predicted)
+    summary = classification_summary(truth, predicted_categories(model, x))
     return {"validation": "1 of 5 folds of distinct training vectors held out", **{k: summary[k] for k in (
         "accuracy", "cost_per_example", "binary_accuracy")},
         "recall": {k: round(v["recall"], 4) for k, v in summary["per_class"].items()}}
