@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from sensor.alerts.detector import Detector  # noqa: E402
 from sensor.alerts.setup import load_models, load_ruleset  # noqa: E402
+from sensor.alerts.summary import SEVERITY_RANK  # noqa: E402
 from sensor.config import SensorConfig  # noqa: E402
 from sensor.replay import replay  # noqa: E402
 
@@ -37,9 +38,8 @@ def cell(alerts: list[dict]) -> str:
     if not alerts:
         return "none"
     counts = Counter((a["severity"], a["category"], a["rule"]) for a in alerts)
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     return ", ".join(f"{sev} {cat} `{rule}`" + (f" x{n}" if n > 1 else "")
-                     for (sev, cat, rule), n in sorted(counts.items(), key=lambda kv: (order[kv[0][0]], kv[0])))
+                     for (sev, cat, rule), n in sorted(counts.items(), key=lambda kv: (SEVERITY_RANK[kv[0][0]], kv[0])))
 
 
 def main() -> int:

@@ -18,12 +18,11 @@ import numpy as np
 
 from sensor.alerts.episodes import NS, Episode, Matches, Pacing, RuleEpisodes
 from sensor.alerts.evidence import observed, thresholds
-from sensor.alerts.scoring import RuleScorer, model_evidence, needed_models
-from sensor.alerts.values import address_text, iso_time, symbol, uid_text
-from sensor.features import SYMBOLIC
+from sensor.alerts.scoring import RuleScorer, feature_value, model_evidence, needed_models
+from sensor.alerts.values import address_text, iso_time, uid_text
 from sensor.models.modelset import ModelSet
 from sensor.models.schema import SCHEMA_VERSION
-from sensor.rules import Rule, RuleSet, batch_columns
+from sensor.rules import Rule, RuleSet, Threshold, batch_columns
 
 #: the track key's columns in the connection rows
 _TRACK_COLUMNS = {
@@ -32,9 +31,27 @@ _TRACK_COLUMNS = {
     "by_pair": ("orig_hi", "orig_lo", "resp_hi", "resp_lo"),
     "by_rule": (),
 }
-DEFAULT_PACING = ("limit", "by_pair", 1, 60.0)  # a rule without a threshold
+DEFAULT_THRESHOLD = Threshold("limit", "by_pair", 1, 60.0)  # a rule without one
 EXAMPLES = 3  # opening records kept per rule for `sensor rules test`
 FLUSH_SECONDS = 10.0  # how long the end of a run waits for sinks to deliver
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the detector works out once per rule."""
+
+    rule: Rule
+    threshold: Threshold          # the rule's, or DEFAULT_THRESHOLD
+    thresholds: dict[str, str]    # field -> what the condition asks of it
+    evidence: list[str]           # fields whose values an alert shows
+    model: str | None             # model kinds the condition reads, for the alert
+
+    @classmethod
+    def of(cls, rule: Rule) -> "_Plan":
+        asked = thresholds(rule)
+        names = [f for f in dict.fromkeys([*asked, *rule.fields]) if f not in ("src", "dst")]
+        return cls(rule, rule.threshold or DEFAULT_THRESHOLD, asked, names,
+                   ",".join(sorted(needed_models(rule.condition.fields))) or None)
 
 
 @dataclass
@@ -66,10 +83,9 @@ class Detector:
         self.alerts: dict[str, dict] = {}           # id -> latest emission, for the summary
         self._outbox: list[dict] = []
         self._openings: list[tuple[int, dict]] = []  # (row, scores to fill) of this batch's new episodes
-        self._thresholds = {r.id: thresholds(r) for r in self.rules}
-        self._episodes = {r.id: RuleEpisodes(r.id, _pacing(r), int(idle_seconds * NS), sensor, self._emitted)
-                          for r in self.rules}
-        self._by_id = {r.id: r for r in self.rules}
+        self._plans = {r.id: _Plan.of(r) for r in self.rules}
+        self._episodes = {r.id: RuleEpisodes(r.id, _pacing(p.threshold), int(idle_seconds * NS), sensor, self._emitted)
+                          for r, p in zip(self.rules, self._plans.values())}
         self._batch = None
 
     # -- RecordSink ----------------------------------------------------------
@@ -81,17 +97,20 @@ class Detector:
         ts = conns["ts_first"]
         hosts = None
         conditions: dict[str, np.ndarray] = {}  # rules that share a condition evaluate it once
+        suppressed: dict[int, np.ndarray] = {}  # and each suppression is matched once
         for rule in self.rules:
             start = time.perf_counter()
             mask = rule.matches(view, conditions)
-            for entry in self.suppress:
+            for i, entry in enumerate(self.suppress):
                 if entry.applies_to(rule.id) and mask.any():
-                    mask = mask & ~entry.matches(view)
+                    if i not in suppressed:
+                        suppressed[i] = entry.matches(view)
+                    mask = mask & ~suppressed[i]
             rows = np.flatnonzero(mask)
             if len(rows):
                 self.stats[rule.id].matches += len(rows)
                 hosts = hosts or _hosts(conns)
-                keys, bounds, ordered = _groups(conns, rows, _pacing_track(rule))
+                keys, bounds, ordered = _groups(conns, rows, self._plans[rule.id].threshold.track)
                 self._episodes[rule.id].observe(Matches.of(keys, bounds, ordered, ts, conns["uid"], *hosts))
             self.stats[rule.id].seconds += time.perf_counter() - start
         self._score_openings(features)
@@ -112,21 +131,22 @@ class Detector:
     # -- episodes -> alerts --------------------------------------------------
 
     def _emitted(self, episode: Episode, reason: str) -> None:
-        rule = self._by_id[episode.rule]
+        plan = self._plans[episode.rule]
+        rule = plan.rule
         if reason == "open":
-            episode.evidence = self._evidence(rule, episode.trigger)
+            episode.evidence = self._evidence(plan, episode.trigger)
             self.stats[rule.id].episodes += 1
             if len(self.stats[rule.id].examples) < EXAMPLES:
                 self.stats[rule.id].examples.append(episode.evidence["record"])
-        alert = self._alert(rule, episode)
+        alert = self._alert(plan, episode)
         self.stats[rule.id].alerts += 1
         self.alerts[alert["id"]] = alert
         self._outbox.append(alert)
 
-    def _evidence(self, rule: Rule, row: int) -> dict:
+    def _evidence(self, plan: _Plan, row: int) -> dict:
         conns, features, view = self._batch
         c = conns[row]
-        proto = _symbol(features, "protocol_type", row)
+        proto = feature_value(features[row], "protocol_type")
         ported = proto in ("tcp", "udp")
         record = {
             "uid": uid_text(int(c["uid"])),
@@ -135,11 +155,10 @@ class Detector:
             "src_port": int(c["orig_p"]) if ported else None,
             "dst_port": int(c["resp_p"]) if ported else None,
             "proto": proto,
-            "service": _symbol(features, "service", row),
-            "flag": _symbol(features, "flag", row),
+            "service": feature_value(features[row], "service"),
+            "flag": feature_value(features[row], "flag"),
         }
-        names = [f for f in dict.fromkeys([*self._thresholds[rule.id], *rule.fields]) if f not in ("src", "dst")]
-        evidence = {"record": record, "observed": observed(view, row, names), "scores": {}}
+        evidence = {"record": record, "observed": observed(view, row, plan.evidence), "scores": {}}
         if self.models is not None:
             self._openings.append((row, evidence["scores"]))
         return evidence
@@ -154,9 +173,8 @@ class Detector:
             scores.update(evidence)
         self._openings = []
 
-    def _alert(self, rule: Rule, episode: Episode) -> dict:
-        record = episode.evidence["record"]
-        model_kinds = sorted(needed_models(rule.condition.fields))
+    def _alert(self, plan: _Plan, episode: Episode) -> dict:
+        rule, record = plan.rule, episode.evidence["record"]
         return {
             "id": episode.id,
             "update": episode.update,
@@ -164,7 +182,7 @@ class Detector:
             "first_seen": iso_time(episode.first_ns),
             "last_seen": iso_time(episode.last_ns),
             "rule": rule.id,
-            "model": ",".join(model_kinds) or None,
+            "model": plan.model,
             "category": rule.category,
             "severity": rule.severity,
             "summary": _summary(rule, episode),
@@ -174,12 +192,12 @@ class Detector:
             "dst_port": record["dst_port"],
             "proto": record["proto"],
             "service": record["service"],
-            "track": _pacing_track(rule),
+            "track": plan.threshold.track,
             "count": episode.count,
             "distinct": {"src": len(episode.src), "dst": len(episode.dst), "dst_port": len(episode.dst_port)},
             "uids": [uid_text(u) for u in episode.uids],
             "observed": episode.evidence["observed"],
-            "thresholds": self._thresholds[rule.id],
+            "thresholds": plan.thresholds,
             "scores": episode.evidence["scores"],
             "sensor": self.sensor,
             "schema": SCHEMA_VERSION,
@@ -193,16 +211,8 @@ class Detector:
         self._outbox = []
 
 
-def _pacing(rule: Rule) -> Pacing:
-    if rule.threshold is None:
-        kind, _, count, seconds = DEFAULT_PACING
-        return Pacing(kind, count, int(seconds * NS))
-    t = rule.threshold
+def _pacing(t: Threshold) -> Pacing:
     return Pacing(t.type, t.count, int(t.seconds * NS), t.distinct)
-
-
-def _pacing_track(rule: Rule) -> str:
-    return rule.threshold.track if rule.threshold else DEFAULT_PACING[1]
 
 
 def _groups(conns: np.ndarray, rows: np.ndarray, track: str) -> tuple[list[tuple], list[int], np.ndarray]:
@@ -213,9 +223,9 @@ def _groups(conns: np.ndarray, rows: np.ndarray, track: str) -> tuple[list[tuple
         return [()], [0, len(rows)], rows
     keys = np.stack([conns[name][rows] for name in names], axis=1)
     packed = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.itemsize * len(names)))).ravel()
-    _, inverse = np.unique(packed, return_inverse=True)
-    order = np.argsort(inverse.reshape(-1), kind="stable")
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(inverse.reshape(-1)[order])) + 1])
+    order = np.argsort(packed, kind="stable")   # by key, record order within a key
+    sorted_keys = packed[order]
+    starts = np.concatenate([[0], np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1])
     group_keys = [tuple(k) for k in keys[order[starts]].tolist()]
     return group_keys, starts.tolist() + [len(rows)], rows[order]
 
@@ -226,10 +236,6 @@ def _hosts(conns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mix = np.uint64(0x9E3779B97F4A7C15)
     return (conns["orig_lo"] ^ (conns["orig_hi"] * mix), conns["resp_lo"] ^ (conns["resp_hi"] * mix),
             conns["resp_p"])
-
-
-def _symbol(features: np.ndarray, name: str, row: int) -> str:
-    return symbol(SYMBOLIC[name], features[name][row])
 
 
 def _summary(rule: Rule, episode: Episode) -> str:

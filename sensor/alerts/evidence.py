@@ -18,7 +18,7 @@ from sensor.rules import Rule
 from sensor.rules.condition import BoolOp, Compare, Match, Member, Name, Node, Not, Num, Str
 from sensor.rules.fields import FIELDS, resolve
 
-from sensor.alerts.values import address_text, plain, symbol
+from sensor.alerts.values import plain, symbol
 
 
 def thresholds(rule: Rule) -> dict[str, str]:
@@ -67,15 +67,13 @@ def _mirrored(op: str) -> str:
 
 
 def observed(batch: Mapping[str, np.ndarray], row: int, names: list[str]) -> dict:
-    """The values of ``names`` in one record, as an analyst reads them."""
+    """The values of ``names`` (no address fields: the alert shows those
+    itself) in one record, as an analyst reads them."""
     out = {}
     for name in names:
         field = FIELDS[name]
         column = batch[name]
-        if field.kind == "address":
-            hi, lo = column[column.dtype.names[0]][row], column[column.dtype.names[1]][row]
-            out[name] = address_text(int(hi), int(lo))
-        elif field.kind == "enum":
+        if field.kind == "enum":
             out[name] = symbol(field.vocabulary, column[row])
         elif field.kind == "string":
             value = column[row]

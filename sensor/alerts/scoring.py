@@ -70,7 +70,8 @@ def model_evidence(models: ModelSet, records: np.ndarray) -> list[dict]:
     """Every loaded model's view of each record (KDD_DTYPE rows: the
     opening records of a batch's new episodes, scored in one run per model)."""
     scores = models.score(records)
-    shares = {kind: model.contributions(records) for kind, model in models.anomaly_models().items() if model.explains}
+    anomalies = models.anomaly_models()
+    shares = {kind: model.contributions(records) for kind, model in anomalies.items() if model.explains}
     out = []
     for i in range(len(records)):
         evidence: dict = {
@@ -80,7 +81,7 @@ def model_evidence(models: ModelSet, records: np.ndarray) -> list[dict]:
                 "probabilities": {c: round(float(p), 4) for c, p in zip(models.classifier.classes, scores.probabilities[i])},
             },
         }
-        for kind, model in models.anomaly_models().items():
+        for kind, model in anomalies.items():
             entry = {"score": round(float(scores.anomaly[kind][i]), 6), "threshold": round(model.threshold, 6),
                      "anomalous": bool(scores.flagged[kind][i])}
             if kind in shares:
@@ -95,10 +96,11 @@ def _top_features(shares: np.ndarray, record: np.void) -> list[dict]:
     total = float(shares.sum()) or 1.0
     top = np.argsort(shares)[::-1][:TOP_FEATURES]
     return [{"feature": KDD_FEATURES[i], "share": round(float(shares[i]) / total, 4),
-             "value": _feature_value(record, KDD_FEATURES[i])} for i in top]
+             "value": feature_value(record, KDD_FEATURES[i])} for i in top]
 
 
-def _feature_value(record: np.void, name: str):
+def feature_value(record: np.void, name: str):
+    """One feature of a KDD_DTYPE record as the records print it."""
     value = record[name]
     if name in SYMBOLIC:
         return symbol(SYMBOLIC[name], value)

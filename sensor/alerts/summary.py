@@ -11,14 +11,16 @@ import sys
 from typing import TextIO
 
 from sensor.alerts.detector import Detector
+from sensor.rules.ruleset import SEVERITIES
 
-_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+#: most severe first
+SEVERITY_RANK = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}
 
 
 def alert_rows(detector: Detector) -> list[tuple[str, ...]]:
     """One row per episode (its latest emission), most severe first."""
     alerts = sorted(detector.alerts.values(),
-                    key=lambda a: (_SEVERITY_ORDER.get(a["severity"], 9), a["first_seen"]))
+                    key=lambda a: (SEVERITY_RANK[a["severity"]], a["first_seen"]))
     return [(a["severity"], a["category"], a["rule"], f"{a['count']:,}", _endpoints(a),
              a["first_seen"][:19].replace("T", " "), a["last_seen"][:19].replace("T", " ")) for a in alerts]
 
@@ -26,14 +28,9 @@ def alert_rows(detector: Detector) -> list[tuple[str, ...]]:
 ALERT_HEADER = ("severity", "category", "rule", "connections", "source -> destination", "first seen", "last seen")
 
 
-def rule_rows(detector: Detector, include_silent: bool = True) -> list[tuple[str, ...]]:
-    rows = []
-    for rule in detector.rules:
-        s = detector.stats[rule.id]
-        if s.matches or include_silent:
-            rows.append((rule.id, rule.category, rule.severity, f"{s.matches:,}", f"{s.episodes:,}",
-                         f"{s.alerts:,}", f"{s.seconds * 1000:.1f}"))
-    return rows
+def rule_rows(detector: Detector) -> list[tuple[str, ...]]:
+    return [(rule.id, rule.category, rule.severity, f"{s.matches:,}", f"{s.episodes:,}", f"{s.alerts:,}",
+             f"{s.seconds * 1000:.1f}") for rule in detector.rules for s in (detector.stats[rule.id],)]
 
 
 RULE_HEADER = ("rule", "category", "severity", "matches", "episodes", "alerts", "ms")
