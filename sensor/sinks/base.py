@@ -158,6 +158,8 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return escape_text(url.split("?", 1)[0].rsplit("@", 1)[-1])
+    if "@" not in parts.netloc and not parts.query:
+        return escape_text(url)  # nothing secret: show it as written
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = "..." if parts.query else ""
     return escape_text(urlunsplit((parts.scheme, netloc, parts.path, query, "")))

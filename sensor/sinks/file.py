@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sensor._logging import get_logger
-from sensor.sinks.base import SinkClosedError, SinkError, SinkOptions, encode_alert
+from sensor.sinks.base import SinkClosedError, SinkError, SinkOptions, encode_alert, redact_url
 
 __all__ = ["FileSink", "parse_file_url"]
 
@@ -32,19 +32,20 @@ MODE = 0o640
 
 def parse_file_url(url: str) -> Path:
     """The path named by a ``file:`` URL; ``file://`` forms are percent-decoded."""
+    shown = redact_url(url)
     if url[:7].lower() == "file://":
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
-            raise SinkError(f"alert sink {url!r}: file URLs cannot name a remote host ({parts.netloc!r})")
+            raise SinkError(f"alert sink {shown!r}: file URLs cannot name a remote host ({parts.hostname!r})")
         if parts.query or parts.fragment:
-            raise SinkError(f"alert sink {url!r}: a file URL takes no query or fragment")
+            raise SinkError(f"alert sink {shown!r}: a file URL takes no query or fragment")
         raw = unquote(parts.path)
     else:
         raw = url[len("file:"):]
     if not raw:
-        raise SinkError(f"alert sink {url!r}: no file path (use file:PATH or file:///abs/path)")
+        raise SinkError(f"alert sink {shown!r}: no file path (use file:PATH or file:///abs/path)")
     if "\x00" in raw:
-        raise SinkError(f"alert sink {url!r}: bad path (NUL byte)")
+        raise SinkError(f"alert sink {shown!r}: bad path (NUL byte)")
     return Path(raw)
 
 

@@ -50,7 +50,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sensor._logging import get_logger
-from sensor.sinks.base import Backoff, SinkClosedError, SinkError, SinkOptions, prepare_alert
+from sensor.sinks.base import Backoff, SinkClosedError, SinkError, SinkOptions, prepare_alert, redact_url
 
 __all__ = ["SEVERITY", "SD_ID", "SyslogSink", "SyslogTarget", "format_message", "parse_syslog_url"]
 
@@ -80,32 +80,33 @@ class SyslogTarget:
 
 def parse_syslog_url(url: str) -> SyslogTarget:
     """Check a syslog URL and say where it points."""
+    shown = redact_url(url)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise SinkError(f"alert sink {url!r}: bad syslog URL ({exc})") from None
+        raise SinkError(f"alert sink {shown!r}: bad syslog URL ({exc})") from None
     scheme = parts.scheme.lower()
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise SinkError(f"alert sink {url!r}: a syslog URL takes no user, query or fragment")
+        raise SinkError(f"alert sink {shown!r}: a syslog URL takes no user, query or fragment")
     if scheme == "syslog" and not parts.netloc:
         if not parts.path.startswith("/") or parts.path.endswith("/"):
-            raise SinkError(f"alert sink {url!r}: bad path: syslog:///ABSOLUTE/PATH names a local socket")
+            raise SinkError(f"alert sink {shown!r}: bad path: syslog:///ABSOLUTE/PATH names a local socket")
         parent = os.path.dirname(parts.path)
         if not os.path.isdir(parent):
-            raise SinkError(f"alert sink {url!r}: bad path: directory {parent!r} does not exist")
+            raise SinkError(f"alert sink {shown!r}: bad path: directory {parent!r} does not exist")
         if len(os.fsencode(parts.path)) > 107:
-            raise SinkError(f"alert sink {url!r}: bad path: unix socket paths are limited to 107 bytes")
+            raise SinkError(f"alert sink {shown!r}: bad path: unix socket paths are limited to 107 bytes")
         return SyslogTarget("unix", path=parts.path)
     transport = {"syslog": "udp", "syslog+udp": "udp", "syslog+tcp": "tcp"}.get(scheme)
     if transport is None:
-        raise SinkError(f"alert sink {url!r}: unknown syslog scheme {scheme!r}")
+        raise SinkError(f"alert sink {shown!r}: unknown syslog scheme {scheme!r}")
     if not parts.hostname:
-        raise SinkError(f"alert sink {url!r}: missing host (syslog://HOST:PORT, [IPv6]:PORT)")
+        raise SinkError(f"alert sink {shown!r}: missing host (syslog://HOST:PORT, [IPv6]:PORT)")
     if port is None or port == 0:
-        raise SinkError(f"alert sink {url!r}: missing port (syslog://HOST:PORT; the usual one is 514)")
+        raise SinkError(f"alert sink {shown!r}: missing port (syslog://HOST:PORT; the usual one is 514)")
     if parts.path not in ("", "/"):
-        raise SinkError(f"alert sink {url!r}: a network syslog URL takes no path")
+        raise SinkError(f"alert sink {shown!r}: a network syslog URL takes no path")
     return SyslogTarget(transport, host=parts.hostname, port=port)
 
 
