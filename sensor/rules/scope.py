@@ -106,13 +106,6 @@ def parse_address_item(text: str) -> tuple[Network, bool]:
     return parse_network(text[1:] if negated else text), negated
 
 
-def address_set(items: list[str]) -> AddressSet:
-    """An AddressSet from scope list entries (ValueError on the first bad one)."""
-    include, exclude = [], []
-    for item in items:
-        net, negated = parse_address_item(item)
-        (exclude if negated else include).append(net)
-    return AddressSet(tuple(include), tuple(exclude))
 
 
 def parse_port_item(item: object) -> tuple[int, int]:
