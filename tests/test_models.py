@@ -365,6 +365,20 @@ raise SystemExit(main(['train', '--data', {str(SMALL_TRAIN)!r}, '-o', {str(tmp_p
 # -- categories -----------------------------------------------------------------------------------
 
 
+def test_label_read_from_probabilities_is_the_graphs_own_label_ties_included():
+    """The scorer reads the label as the first likeliest class rather than
+    asking onnxruntime for its string output; over a whole test file the
+    two agree, including the records whose top probabilities tie."""
+    rows = load_kdd(DATASETS / "nsl-kdd" / "KDDTest+.txt.gz").features
+    classifier = load_model(SHIPPED / "classifier.onnx")
+    graph_label, probabilities = classifier.run(rows)
+    labels, ours = classifier.predict(rows)
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    assert (top_two[:, 0] == top_two[:, 1]).sum() >= 50   # ties are there to be broken
+    assert np.array_equal(labels, np.asarray(graph_label).reshape(-1).astype(str))
+    np.testing.assert_array_equal(ours, probabilities)
+
+
 def test_every_label_in_the_shared_datasets_has_a_category():
     for path in sorted(DATASETS.glob("*/*.gz")):
         labels = load_kdd(path).labels
