@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT, SHARED
 from sensor.alerts.detector import Detector
-from sensor.alerts.episodes import NS, Matches, Pacing, RuleEpisodes
+from sensor.alerts.episodes import NS, UID_SAMPLE, Matches, Pacing, RuleEpisodes
 from sensor.alerts.setup import load_models, load_ruleset
 from sensor.alerts.values import address_text, uid_text
 from sensor.config import SensorConfig
@@ -232,6 +232,18 @@ def test_uids_read_back_as_the_records_print_them(rules, models):
     printed = {r["uid"] for r in _records("zeek__ftp-bruteforce.pcap")}
     assert {u for a in sink.alerts for u in a["uids"]} <= printed
     assert uid_text(0) == "C00000000000"
+
+
+def test_an_episodes_uid_sample_holds_its_own_connections_only(rules, models):
+    """The sample is the episode's first connections, never a neighbour
+    group's (a one-connection episode lists one uid)."""
+    _, sink = detect("zeek__ssh.pcap", rules, models)
+    records = {r["uid"]: r for r in _records("zeek__ssh.pcap")}
+    assert any(a["count"] < UID_SAMPLE for a in sink.alerts)
+    for alert in sink.alerts:
+        assert len(set(alert["uids"])) == len(alert["uids"]) == min(alert["count"], UID_SAMPLE), alert["rule"]
+        if alert["track"] == "by_pair":
+            assert {(records[u]["id.orig_h"], records[u]["id.resp_h"]) for u in alert["uids"]} == {(alert["src"], alert["dst"])}
 
 
 # -- the command line ---------------------------------------------------------------

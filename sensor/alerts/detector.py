@@ -195,7 +195,7 @@ class Detector:
             "track": plan.threshold.track,
             "count": episode.count,
             "distinct": {"src": len(episode.src), "dst": len(episode.dst), "dst_port": len(episode.dst_port)},
-            "uids": [uid_text(u) for u in episode.uids],
+            "uids": list(episode.uids),
             "observed": episode.evidence["observed"],
             "thresholds": plan.thresholds,
             "scores": episode.evidence["scores"],
@@ -221,12 +221,14 @@ def _groups(conns: np.ndarray, rows: np.ndarray, track: str) -> tuple[list[tuple
     names = _TRACK_COLUMNS[track]
     if not names:
         return [()], [0, len(rows)], rows
-    keys = np.stack([conns[name][rows] for name in names], axis=1)
-    packed = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.itemsize * len(names)))).ravel()
-    order = np.argsort(packed, kind="stable")   # by key, record order within a key
-    sorted_keys = packed[order]
-    starts = np.concatenate([[0], np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1])
-    group_keys = [tuple(k) for k in keys[order[starts]].tolist()]
+    columns = [conns[name][rows] for name in names]
+    order = np.lexsort(columns[::-1])   # by key (first column major), record order within a key (stable)
+    ordered = [c[order] for c in columns]
+    change = np.zeros(len(rows) - 1, dtype=bool)
+    for c in ordered:
+        change |= c[1:] != c[:-1]
+    starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+    group_keys = list(zip(*(c[starts].tolist() for c in ordered)))
     return group_keys, starts.tolist() + [len(rows)], rows[order]
 
 

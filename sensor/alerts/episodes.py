@@ -39,6 +39,8 @@ from typing import Callable
 
 import numpy as np
 
+from sensor.alerts.values import uid_text
+
 NS = 1_000_000_000
 UID_SAMPLE = 10          # uids kept per episode
 DISTINCT_CAP = 65_536    # distinct sources/destinations/ports counted per episode
@@ -68,7 +70,7 @@ class Episode:
     emitted_count: int = 0            # count at the last emission
     window_start_ns: int = 0          # start of the current emission window
     window_emissions: int = 0
-    uids: list[int] = field(default_factory=list)
+    uids: list[str] = field(default_factory=list)   # a sample, as the records print them
     src: set = field(default_factory=set)
     dst: set = field(default_factory=set)
     dst_port: set = field(default_factory=set)
@@ -80,25 +82,42 @@ class Episode:
 class Matches:
     """One rule's matches in one batch, grouped by track key.
 
-    Group ``g`` holds positions ``bounds[g]:bounds[g + 1]`` of the lists,
+    Group ``g`` holds positions ``bounds[g]:bounds[g + 1]`` of the arrays,
     in record (start time) order.  ``src``/``dst`` are address identities,
-    ``dst_port`` the responder port; ``rows`` index the batch.
+    ``dst_port`` the responder port; ``rows`` index the batch.  ``first``
+    and ``last`` are each group's first and latest time.  The arrays stay
+    numpy: a group that grows an open episode is absorbed in a few array
+    operations, and only groups walked match by match read Python lists
+    (:meth:`column`, converted once per batch).
     """
 
     keys: list[tuple]
     bounds: list[int]
-    rows: list[int]
-    times: list[int]
-    uids: list[int]
-    src: list[int]
-    dst: list[int]
-    dst_port: list[int]
+    rows: np.ndarray
+    times: np.ndarray
+    uids: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    dst_port: np.ndarray
+    first: list[int] = field(init=False)
+    last: list[int] = field(init=False)
+    _lists: dict[str, list] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        starts = np.asarray(self.bounds[:-1], dtype=np.intp)
+        self.first = self.times[starts].tolist()
+        self.last = np.maximum.reduceat(self.times, starts).tolist() if len(starts) else []
 
     @classmethod
     def of(cls, keys: list[tuple], bounds: list[int], rows: np.ndarray, ts: np.ndarray, uids: np.ndarray,
            src: np.ndarray, dst: np.ndarray, dst_port: np.ndarray) -> "Matches":
-        return cls(keys, bounds, rows.tolist(), ts[rows].tolist(), uids[rows].tolist(), src[rows].tolist(),
-                   dst[rows].tolist(), dst_port[rows].tolist())
+        return cls(keys, bounds, rows, ts[rows], uids[rows], src[rows], dst[rows], dst_port[rows])
+
+    def column(self, name: str) -> list:
+        """A column as a Python list, for the match-by-match walk."""
+        if name not in self._lists:
+            self._lists[name] = getattr(self, name).tolist()
+        return self._lists[name]
 
 
 #: called with (episode, reason) where reason is "open", "update" or "close"
@@ -122,33 +141,34 @@ class RuleEpisodes:
         for g, key in enumerate(m.keys):
             start, end = m.bounds[g], m.bounds[g + 1]
             episode = self.open.get(key)
-            if episode is not None and m.times[start] - episode.last_ns > self.idle_ns:
+            if episode is not None and m.first[g] - episode.last_ns > self.idle_ns:
                 self._close(key)
                 episode = None
-            if episode is not None and max(m.times[start:end]) - m.times[start] <= self.idle_ns:
-                self._grow(episode, m, start, end)
+            if episode is not None and m.last[g] - m.first[g] <= self.idle_ns:
+                self._grow(episode, m, start, end, m.last[g])
             else:
                 self._walk(key, m, start, end)
 
     def _walk(self, key: tuple, m: Matches, start: int, end: int) -> None:
         """Match by match: a key below its threshold, or an idle gap inside the group."""
+        times = m.column("times")
         i = start
         while i < end:
             episode = self.open.get(key)
             if episode is not None:
-                if m.times[i] - episode.last_ns > self.idle_ns:
+                if times[i] - episode.last_ns > self.idle_ns:
                     self._close(key)
                     continue
                 stop = i + 1
-                while stop < end and m.times[stop] - m.times[stop - 1] <= self.idle_ns:
+                while stop < end and times[stop] - times[stop - 1] <= self.idle_ns:
                     stop += 1
-                self._grow(episode, m, i, stop)
+                self._grow(episode, m, i, stop, max(times[i:stop]))
                 i = stop
                 continue
             opened = self._reached(key, m, i, end)
             if opened is None:
                 return
-            self.open[key] = self._new(key, m.rows[opened], m.times[opened])
+            self.open[key] = self._new(key, int(m.rows[opened]), times[opened])
             i = opened
 
     def _reached(self, key: tuple, m: Matches, start: int, end: int) -> int | None:
@@ -160,24 +180,31 @@ class RuleEpisodes:
             return start
         state = self.pending.pop(key, None)
         window = p.window_ns
+        times = m.column("times")
         if p.distinct:
             seen: dict = state if state is not None else {}
-            values = getattr(m, p.distinct)
-            for i in range(start, end):
-                t = m.times[i]
-                seen[values[i]] = t
-                if len(seen) >= p.count:
-                    seen = {v: s for v, s in seen.items() if t - s <= window}
+            values = m.column(p.distinct)
+            if len(seen) + end - start < p.count:   # cannot reach it: remember, without the walk
+                seen.update(zip(values[start:end], times[start:end]))
+            else:
+                for i in range(start, end):
+                    t = times[i]
+                    seen[values[i]] = t
                     if len(seen) >= p.count:
-                        return i
+                        seen = {v: s for v, s in seen.items() if t - s <= window}
+                        if len(seen) >= p.count:
+                            return i
         else:
             seen = state if state is not None else []
             need = p.count
-            for i in range(start, end):
-                t = m.times[i]
-                seen.append(t)
-                if len(seen) >= need and t - seen[-need] <= window:
-                    return i
+            if len(seen) + end - start < need:
+                seen.extend(times[start:end])
+            else:
+                for i in range(start, end):
+                    t = times[i]
+                    seen.append(t)
+                    if len(seen) >= need and t - seen[-need] <= window:
+                        return i
             seen = seen[-(need - 1):] if need > 1 else []
         self.pending[key] = seen
         if len(self.pending) > PENDING_KEYS:
@@ -188,15 +215,15 @@ class RuleEpisodes:
         digest = hashlib.sha256(f"{self.sensor}|{self.rule}|{key}|{ts}".encode()).hexdigest()[:20]
         return Episode(self.rule, key, f"a-{digest}", ts, ts, row, window_start_ns=ts)
 
-    def _grow(self, episode: Episode, m: Matches, start: int, end: int) -> None:
+    def _grow(self, episode: Episode, m: Matches, start: int, end: int, last: int) -> None:
         episode.count += end - start
-        episode.last_ns = max(episode.last_ns, max(m.times[start:end]))
+        episode.last_ns = max(episode.last_ns, last)
         room = UID_SAMPLE - len(episode.uids)
         if room > 0:
-            episode.uids.extend(m.uids[start:start + room])
+            episode.uids.extend(uid_text(u) for u in m.uids[start:min(end, start + room)].tolist())
         for seen, values in ((episode.src, m.src), (episode.dst, m.dst), (episode.dst_port, m.dst_port)):
             if len(seen) < DISTINCT_CAP:
-                seen.update(values[start:end])
+                seen.update(values[start:end].tolist())
         if not episode.announced:
             episode.announced = True
             self._emit(episode, "open")
