@@ -141,8 +141,10 @@ static PyObject *py_walk_pcap(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "bad walk position");
         } else {
             walk_t w = {(size_t)pos, 0, next_frame, last_ts, 0, 0};
+            Py_BEGIN_ALLOW_THREADS
             walk_pcap(buf.buf, (size_t)buf.len, swapped, nsec, (size_t)rec_hdr_len, snaplen,
                       linktype, out.buf, max_out, &w);
+            Py_END_ALLOW_THREADS
             res = walk_result(&w);
         }
     }
@@ -597,7 +599,10 @@ static PyObject *py_format(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "negative row count");
         return NULL;
     }
-    Py_ssize_t n_cols = PyList_GET_SIZE(spec);
+    PyObject *frozen = PyList_AsTuple(spec);
+    if (!frozen)
+        return NULL;
+    Py_ssize_t n_cols = PyTuple_GET_SIZE(frozen);
     column_t *cols = calloc((size_t)n_cols + 1, sizeof(column_t));
     Py_buffer *views = calloc((size_t)n_cols * 2 + 1, sizeof(Py_buffer));
     const char **names = NULL;
@@ -605,6 +610,7 @@ static PyObject *py_format(PyObject *self, PyObject *args)
     size_t n_names_total = 0, names_used = 0;
     int n_views = 0;
     PyObject *result = NULL;
+    Py_buffer out_view;
     char *out;
 
     if (!cols || !views) {
@@ -612,7 +618,7 @@ static PyObject *py_format(PyObject *self, PyObject *args)
         goto done;
     }
     for (Py_ssize_t i = 0; i < n_cols; i++) {
-        PyObject *t = PyList_GET_ITEM(spec, i);
+        PyObject *t = PyTuple_GET_ITEM(frozen, i);
         PyObject *nm = PyTuple_Check(t) && PyTuple_GET_SIZE(t) == 9 ? PyTuple_GET_ITEM(t, 8) : NULL;
         if (nm && PyTuple_Check(nm))
             n_names_total += (size_t)PyTuple_GET_SIZE(nm);
@@ -629,7 +635,7 @@ static PyObject *py_format(PyObject *self, PyObject *args)
         const char *key;
         Py_ssize_t key_len, width;
         PyObject *src, *src2, *name_tuple;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(spec, i), "is#OCOCinO", &kind, &key, &key_len, &src,
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(frozen, i), "is#OCOCinO", &kind, &key, &key_len, &src,
                               &fmt, &src2, &fmt2, &decimals, &width, &name_tuple))
             goto done;
         c->kind = kind;
@@ -679,10 +685,18 @@ static PyObject *py_format(PyObject *self, PyObject *args)
     /* the caller's bytearray is reused from call to call; grow it when needed */
     if ((size_t)PyByteArray_GET_SIZE(outbuf) < cap && PyByteArray_Resize(outbuf, (Py_ssize_t)cap) < 0)
         goto done;
-    out = PyByteArray_AS_STRING(outbuf);
-    /* the GIL stays held: another thread could resize the bytearray */
-    ptrdiff_t written = format_rows(cols, (size_t)n_cols, (size_t)n_rows, csv, out,
-                                    (size_t)PyByteArray_GET_SIZE(outbuf));
+    /* formatting runs without the GIL (the detector thread's Python runs
+       meanwhile): the exported buffer stops anyone resizing the bytearray,
+       the column views are held, and the names live in the tuples of
+       `frozen`, an immutable copy of the spec */
+    if (PyObject_GetBuffer(outbuf, &out_view, PyBUF_WRITABLE) < 0)
+        goto done;
+    out = out_view.buf;
+    ptrdiff_t written;
+    Py_BEGIN_ALLOW_THREADS
+    written = format_rows(cols, (size_t)n_cols, (size_t)n_rows, csv, out, (size_t)out_view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&out_view);
     if (written == -2)
         PyErr_NoMemory();
     else if (written < 0)
@@ -696,6 +710,7 @@ done:
     free(views);
     free(names);
     free(name_lens);
+    Py_DECREF(frozen);
     return result;
 }
 
