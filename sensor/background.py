@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -18,6 +20,13 @@ from sensor.pipeline import RecordSink
 
 QUEUE_BATCHES = 4
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class _Call:
+    fn: Callable
+
+
 
 
 class BackgroundSink:
@@ -35,6 +44,12 @@ class BackgroundSink:
         # the pipeline reuses its arrays once write returns
         self._queue.put((conns.copy(), features.copy()))
 
+    def call(self, fn: Callable[[RecordSink], None]) -> None:
+        """Run ``fn(sink)`` on the worker, between the batches queued before
+        and after it (a rule reload lands between two batches, never inside one)."""
+        self._raise()
+        self._queue.put(_Call(fn))
+
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()
@@ -44,7 +59,10 @@ class BackgroundSink:
         while (item := self._queue.get()) is not _STOP:
             if self._error is None:  # after an error, drain without writing
                 try:
-                    self.sink.write(*item)
+                    if isinstance(item, _Call):
+                        item.fn(self.sink)
+                    else:
+                        self.sink.write(*item)
                 except BaseException as exc:  # noqa: BLE001 - handed to the pipeline's thread
                     self._error = exc
         try:

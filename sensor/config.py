@@ -109,7 +109,29 @@ class Alerts(_Section):
     ca_file: str | None = None           # extra CA bundle for https webhooks
 
 
+class Capture(_Section):
+    """Live capture (``sensor run``)."""
+
+    interfaces: tuple[str, ...] = ()      # besides any -i
+    filter: str = ""                      # tcpdump syntax, compiled by libpcap; empty: everything
+    promiscuous: bool = True
+    snaplen: Annotated[int, msgspec.Meta(ge=0, le=262144)] = 0  # bytes per frame; 0: whole frames (content features read payloads)
+    ring_mb: Annotated[int, msgspec.Meta(ge=4, le=4096)] = 64   # kernel ring per interface
+    expire_seconds: Seconds = 0.5         # how often connections are expired on the wall clock when traffic stops
+
+
+class Daemon(_Section):
+    """The service around the pipeline (``sensor run``)."""
+
+    user: str = "sensor"                  # dropped to after the capture opens, when started as root outside systemd
+    records: str | None = None            # connection records as JSONL (-o); None: none written
+    stats_seconds: Seconds = 60.0         # period of the stats log event
+    log_format: Literal["json", "console"] = "json"
+
+
 class SensorConfig(_Section):
+    capture: Capture = Capture()
+    daemon: Daemon = Daemon()
     timeouts: Timeouts = Timeouts()
     services: Services = Services()
     traffic: Traffic = Traffic()

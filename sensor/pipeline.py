@@ -80,6 +80,12 @@ class Pipeline:
         self.tracker.expire()
         self._emit(self.tracker.take())
 
+    def tick(self, now_ns: int) -> None:
+        """Expire connections on the wall clock (live capture): a connection
+        ends on time even when no packet arrives to move capture time on."""
+        self.tracker.expire(now_ns)
+        self._emit(self.tracker.take())
+
     def end_of_source(self, source: str) -> None:
         """Report what was only counted for one source."""
         for (src, name), listed in sorted(self._listed.items()):

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fastpath.h"
+#include "ring.h"
 
 /* ------------------------------------------------------------ layouts */
 
@@ -714,6 +715,149 @@ done:
     return result;
 }
 
+/* -------------------------------------------------------------- Ring */
+
+typedef struct {
+    PyObject_HEAD
+    ring_t ring;
+    int open;
+} RingObject;
+
+static int Ring_init(RingObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"interface", "snaplen", "promiscuous", "filter", "block_size",
+                             "block_count", "block_timeout_ms", NULL};
+    ring_config_t c;
+    Py_buffer filter;
+    memset(&c, 0, sizeof c);
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "sIpy*III", kwlist, &c.ifname, &c.snaplen,
+                                     &c.promiscuous, &filter, &c.block_size, &c.block_count,
+                                     &c.block_timeout_ms))
+        return -1;
+    if (self->open) {
+        ring_close(&self->ring);
+        self->open = 0;
+    }
+    int rc = -1;
+    if (filter.len % 8 || filter.len / 8 > 4096) {
+        PyErr_SetString(PyExc_ValueError, "filter must be whole BPF instructions (8 bytes each, at most 4096)");
+    } else {
+        c.filter = filter.buf;
+        c.filter_len = (unsigned int)(filter.len / 8);
+        char err[256];
+        int ok;
+        Py_BEGIN_ALLOW_THREADS
+        ok = ring_open(&self->ring, &c, err, sizeof err);
+        Py_END_ALLOW_THREADS
+        if (ok < 0)
+            PyErr_SetString(PyExc_OSError, err);
+        else
+            self->open = 1, rc = 0;
+    }
+    PyBuffer_Release(&filter);
+    return rc;
+}
+
+static void Ring_dealloc(RingObject *self)
+{
+    if (self->open)
+        ring_close(&self->ring);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int ring_ready(RingObject *self)
+{
+    if (!self->open) {
+        PyErr_SetString(PyExc_ValueError, "capture ring is closed");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *Ring_drain(RingObject *self, PyObject *args)
+{
+    Py_buffer out;
+    if (!ring_ready(self) || !PyArg_ParseTuple(args, "w*", &out))
+        return NULL;
+    size_t used, packets;
+    Py_BEGIN_ALLOW_THREADS
+    used = ring_drain(&self->ring, out.buf, (size_t)out.len, &packets);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&out);
+    return Py_BuildValue("(nn)", (Py_ssize_t)used, (Py_ssize_t)packets);
+}
+
+static PyObject *Ring_stats(RingObject *self, PyObject *args)
+{
+    (void)args;
+    uint64_t packets, drops, freezes;
+    if (!ring_ready(self))
+        return NULL;
+    if (ring_stats(&self->ring, &packets, &drops, &freezes) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return Py_BuildValue("(KKK)", (unsigned long long)packets, (unsigned long long)drops,
+                         (unsigned long long)freezes);
+}
+
+static PyObject *Ring_close(RingObject *self, PyObject *args)
+{
+    (void)args;
+    if (self->open)
+        ring_close(&self->ring);
+    self->open = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ring_fileno(RingObject *self, PyObject *args)
+{
+    (void)args;
+    if (!ring_ready(self))
+        return NULL;
+    return PyLong_FromLong(self->ring.fd);
+}
+
+static PyObject *Ring_get_linktype(RingObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromLong(self->ring.linktype);
+}
+
+static PyObject *Ring_get_block_size(RingObject *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromUnsignedLong(self->ring.block_size);
+}
+
+static PyMethodDef Ring_methods[] = {
+    {"drain", (PyCFunction)Ring_drain, METH_VARARGS,
+     "drain(buffer) -> (bytes, packets): copy the ready blocks' frames as pcap records (ns, host order)."},
+    {"stats", (PyCFunction)Ring_stats, METH_NOARGS,
+     "stats() -> (packets, drops, freezes): the kernel's counters since the ring opened."},
+    {"fileno", (PyCFunction)Ring_fileno, METH_NOARGS, "the socket, for poll()"},
+    {"close", (PyCFunction)Ring_close, METH_NOARGS, "close the socket and unmap the ring"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Ring_getset[] = {
+    {"linktype", (getter)Ring_get_linktype, NULL, "pcap link type of the records", NULL},
+    {"block_size", (getter)Ring_get_block_size, NULL, "bytes per ring block", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject RingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sensor._fastpath.Ring",
+    .tp_basicsize = sizeof(RingObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Ring(interface, snaplen, promiscuous, filter, block_size, block_count, block_timeout_ms): "
+              "an AF_PACKET TPACKET_V3 capture ring.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Ring_init,
+    .tp_dealloc = (destructor)Ring_dealloc,
+    .tp_methods = Ring_methods,
+    .tp_getset = Ring_getset,
+};
+
 /* ------------------------------------------------------------ module */
 
 /* PyModule_Add() arrived in 3.13; this steals the reference the same way. */
@@ -797,13 +941,14 @@ static struct PyModuleDef module_def = {
 
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
-    if (PyType_Ready(&TrackerType) < 0 || PyType_Ready(&WindowsType) < 0)
+    if (PyType_Ready(&TrackerType) < 0 || PyType_Ready(&WindowsType) < 0 || PyType_Ready(&RingType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m)
         return NULL;
     if (PyModule_AddObjectRef(m, "Tracker", (PyObject *)&TrackerType) < 0 ||
         PyModule_AddObjectRef(m, "Windows", (PyObject *)&WindowsType) < 0 ||
+        PyModule_AddObjectRef(m, "Ring", (PyObject *)&RingType) < 0 ||
         add_owned(m, "STATUS_NAMES", name_tuple(status_names, PKT_STATUS_COUNT)) < 0 ||
         add_owned(m, "CONN_STATES", name_tuple(conn_state_names, CS_COUNT)) < 0 ||
         add_owned(m, "END_REASONS", name_tuple(end_reason_names, END_COUNT)) < 0 ||

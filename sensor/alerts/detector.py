@@ -70,23 +70,51 @@ class Detector:
 
     def __init__(self, rules: RuleSet, models: ModelSet | None, sinks: Sequence, sensor: str,
                  idle_seconds: float = 60.0) -> None:
-        self.rules = rules.enabled
-        self.suppress = rules.suppress
-        self.models = models
         self.sinks = list(sinks)
         self.sensor = sensor
-        kinds = needed_models(rules.fields)
-        if kinds and models is None:
-            raise ValueError(f"the rules read {', '.join(sorted(kinds))} output, and no models are loaded")
-        self.scorer = RuleScorer(models, kinds) if kinds else None
-        self.stats = {r.id: RuleStats() for r in self.rules}
+        self.idle_ns = int(idle_seconds * NS)
+        self.stats: dict[str, RuleStats] = {}
         self.alerts: dict[str, dict] = {}           # id -> latest emission, for the summary
         self._outbox: list[dict] = []
         self._openings: list[tuple[int, dict]] = []  # (row, scores to fill) of this batch's new episodes
-        self._plans = {r.id: _Plan.of(r) for r in self.rules}
-        self._episodes = {r.id: RuleEpisodes(r.id, _pacing(p.threshold), int(idle_seconds * NS), sensor, self._emitted)
-                          for r, p in zip(self.rules, self._plans.values())}
+        self._plans: dict[str, _Plan] = {}
+        self._episodes: dict[str, RuleEpisodes] = {}
         self._batch = None
+        self._use(rules, models)
+
+    def reload(self, rules: RuleSet, models: ModelSet | None) -> list[str]:
+        """Swap rules and models between batches (a daemon's SIGHUP).  A
+        rule whose threshold is unchanged keeps its episodes, so an attack
+        in progress stays one alert; the episodes of removed or re-paced
+        rules close with their final emission.  Returns the changes."""
+        old = dict(self._plans)
+        self._use(rules, models)
+        changes = [f"removed {rid}" for rid in old if rid not in self._plans]
+        changes += [f"added {rid}" for rid in self._plans if rid not in old]
+        changes += [f"changed {rid}" for rid, plan in self._plans.items()
+                    if rid in old and _definition(old[rid].rule) != _definition(plan.rule)]
+        self._deliver()
+        return changes
+
+    def _use(self, rules: RuleSet, models: ModelSet | None) -> None:
+        kinds = needed_models(rules.fields)
+        if kinds and models is None:
+            raise ValueError(f"the rules read {', '.join(sorted(kinds))} output, and no models are loaded")
+        scorer = RuleScorer(models, kinds) if kinds else None   # raises before anything is swapped
+        plans = {r.id: _Plan.of(r) for r in rules.enabled}
+        episodes = {}
+        for rid, plan in plans.items():
+            kept = self._episodes.get(rid)
+            if kept is not None and self._plans[rid].threshold == plan.threshold:
+                episodes[rid] = kept
+            else:
+                episodes[rid] = RuleEpisodes(rid, _pacing(plan.threshold), self.idle_ns, self.sensor, self._emitted)
+        for rid, gone in self._episodes.items():
+            if episodes.get(rid) is not gone:
+                gone.finish()
+        self.rules, self.suppress, self.models, self.scorer = rules.enabled, rules.suppress, models, scorer
+        self._plans, self._episodes = plans, episodes
+        self.stats = {rid: self.stats.get(rid, RuleStats()) for rid in plans}
 
     # -- RecordSink ----------------------------------------------------------
 
@@ -209,6 +237,12 @@ class Detector:
         for sink in self.sinks:
             sink.send(self._outbox)
         self._outbox = []
+
+
+def _definition(rule: Rule) -> tuple:
+    """What a rule says, whatever file and line it came from."""
+    return (rule.description, rule.category, rule.severity, rule.condition.text, rule.scope, rule.threshold,
+            rule.evidence)
 
 
 def _pacing(t: Threshold) -> Pacing:

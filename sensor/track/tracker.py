@@ -45,8 +45,12 @@ class ConnectionTracker:
             self._core.process(rows, buffer)
             self.now = max(self.now, int(rows["ts"][-1]))
 
-    def expire(self) -> None:
-        """Finish connections whose deadline has passed at the latest packet's time."""
+    def expire(self, now_ns: int | None = None) -> None:
+        """Finish connections whose deadline has passed at the latest packet's
+        time, or at ``now_ns`` (the wall clock of a live capture whose
+        traffic has stopped) when that is later."""
+        if now_ns is not None:
+            self.now = max(self.now, now_ns)
         self._core.expire(self.now)
 
     def flush(self) -> None:
