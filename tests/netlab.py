@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +47,10 @@ class VethLab:
         self._procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> "VethLab":
+        # the sensor drops to nobody and must still read its files on reload:
+        # a world-readable directory (pytest's tmp_path is root-only)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{self.ns}-"))
+        self.dir.chmod(0o755)
         sh("ip", "netns", "del", self.ns, check=False)
         sh("ip", "netns", "add", self.ns)
         try:
@@ -74,6 +79,7 @@ class VethLab:
             except ProcessLookupError:
                 pass
         sh("ip", "netns", "del", self.ns, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return sh("ip", "netns", "exec", self.ns, *args, check=check)
@@ -93,7 +99,8 @@ class VethLab:
 class Sensor:
     """``sensor run`` inside the lab, with JSON logs read back from stderr."""
 
-    def __init__(self, lab: VethLab, tmp: Path, config: str = "", *args: str) -> None:
+    def __init__(self, lab: VethLab, config: str = "", *args: str) -> None:
+        tmp = lab.dir
         self.config = tmp / "sensor.yaml"
         self.config.write_text("daemon:\n  user: nobody\n  log_format: json\n  stats_seconds: 1\n" + config)
         self.records = tmp / "records.jsonl"

@@ -85,7 +85,7 @@ def test_live_records_and_alerts_equal_replay(capture, lab, tmp_path):
     tcpdump = lab.start("tcpdump", "-i", lab.sniff, "-w", str(tcpdump_file), "-U", "-Z", "root", "-s", "0",
                         "--time-stamp-precision=nano", "--immediate-mode",
                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sensor = netlab.Sensor(lab, tmp_path)
+    sensor = netlab.Sensor(lab)
     time.sleep(0.5)  # tcpdump's socket is open by now
     lab.replay(CAPTURES / capture, pps=2000)
     time.sleep(0.5)
