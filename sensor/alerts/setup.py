@@ -27,6 +27,10 @@ def default_rules_dir() -> Path:
 
 
 def default_spool_dir() -> Path:
+    """The unit's StateDirectory under systemd, /var/lib/sensor as root,
+    else the user's state directory."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "spool"
     if os.geteuid() == 0:
         return Path("/var/lib/sensor/spool")
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
