@@ -50,6 +50,11 @@ class BackgroundSink:
         self._raise()
         self._queue.put(_Call(fn))
 
+    @property
+    def queued(self) -> int:
+        """Batches waiting for the worker."""
+        return self._queue.qsize()
+
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join()

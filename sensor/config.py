@@ -93,6 +93,13 @@ class Limits(_Section):
     fragment_datagrams: Count = 65536  # IP datagrams held for reassembly at once
     # finished records held back to keep start order behind a long-open connection
     reorder_records: Count = 262144
+    # open connections tracked at once; when full, the eighth idle longest
+    # is finished early as records (end reason 'evicted'), and counted
+    connections: Count = 1_000_000
+    # sensor run: the process's memory budget in MiB (0: none); the
+    # connection table gets what start-up, the capture rings and a reserve
+    # leave of it
+    memory_mb: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class Alerts(_Section):
@@ -127,6 +134,8 @@ class Daemon(_Section):
     records: str | None = None            # connection records as JSONL (-o); None: none written
     stats_seconds: Seconds = 60.0         # period of the stats log event
     log_format: Literal["json", "console"] = "json"
+    # Prometheus endpoint, HOST:PORT; localhost only unless told otherwise; null: none
+    metrics: Annotated[str, msgspec.Meta(pattern=r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$")] | None = "127.0.0.1:9750"
 
 
 class SensorConfig(_Section):

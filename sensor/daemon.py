@@ -31,6 +31,7 @@ from sensor._logging import get_logger
 from sensor.background import BackgroundSink
 from sensor.capture.live import CaptureError, LiveCapture, RingSize
 from sensor.config import ConfigError, SensorConfig, load_config
+from sensor.metrics import Sources, serve
 from sensor.output import RecordWriter
 from sensor.pipeline import Pipeline
 from sensor.service import PrivilegeError, Watchdog, drop_root, notify
@@ -40,6 +41,8 @@ log = get_logger("sensor.daemon")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 POLL_SECONDS = 0.1
 RING_BLOCK_BYTES = 4 << 20
+RESERVE_MB = 96       # batches, feature windows, detector episodes, sink queues
+MIN_TRACKER_MB = 16
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Daemon:
         self.detector = None
         self.background: BackgroundSink | None = None
         self.records = None
+        self.sources: Sources | None = None
+        self._stop_metrics = None
 
     # -- start ---------------------------------------------------------------
 
@@ -90,6 +95,9 @@ class Daemon:
         try:
             self.capture = self._open_capture(config, interfaces)
             pipeline = self._build(config)
+            budget = self._bound_memory(config, pipeline)
+            self.sources = Sources(pipeline, self.capture, self.detector, self.background)
+            self._stop_metrics = serve(config.daemon.metrics, self.sources) if config.daemon.metrics else None
             user = drop_root(config.daemon.user, self._writable(config))
         except (CaptureError, PrivilegeError, ValueError, OSError) as exc:
             log.error(str(exc))
@@ -97,10 +105,27 @@ class Daemon:
             return EXIT_FAILED
         self._install_signals()
         log.info("capturing", interfaces=interfaces, filter=config.capture.filter or None,
-                 user=user or _current_user(), alerts=self.detector is not None)
+                 user=user or _current_user(), alerts=self.detector is not None, metrics=config.daemon.metrics,
+                 max_connections=config.limits.connections, tracker_budget_mb=budget)
         notify("READY=1")
         self._loop(config, pipeline)
         return EXIT_OK
+
+    def _bound_memory(self, config: SensorConfig, pipeline: Pipeline) -> int | None:
+        """Give the connection table what the memory budget leaves once
+        start-up, the capture rings and a reserve are counted; MiB, or None
+        when no budget is set."""
+        if not config.limits.memory_mb:
+            return None
+        rings = config.capture.ring_mb * len(self.capture.rings)
+        left = config.limits.memory_mb - _rss_mb() - rings - RESERVE_MB
+        if left < MIN_TRACKER_MB:
+            raise ValueError(
+                f"limits.memory_mb {config.limits.memory_mb} is too small: start-up holds {_rss_mb()} MiB, "
+                f"the capture rings {rings} MiB, and {RESERVE_MB} MiB is kept for batches and alert state; "
+                f"the connection table needs at least {MIN_TRACKER_MB} MiB")
+        pipeline.tracker.set_limits(config.limits.connections, left << 20)
+        return left
 
     def _read_config(self) -> SensorConfig:
         return load_config(self.options.config) if self.options.config else SensorConfig()
@@ -137,6 +162,8 @@ class Daemon:
         return [Path(config.alerts.spool_dir) if config.alerts.spool_dir else default_spool_dir()]
 
     def _close_early(self) -> None:
+        if self._stop_metrics:
+            self._stop_metrics()
         if self.capture:
             self.capture.close()
         if self.background:
@@ -165,6 +192,7 @@ class Daemon:
         while not self.flags.stop:
             for interface, batch in self.capture.batches(POLL_SECONDS):
                 pipeline.feed(batch, interface)
+                self.sources.lag_seconds = max(0.0, time.time() - int(batch.rows["ts"][-1]) / 1e9)
             now = time.monotonic()
             if now >= next_expire:
                 pipeline.tick(time.time_ns())
@@ -190,13 +218,16 @@ class Daemon:
         summary = pipeline.finish()   # every open connection through features, detector and sinks
         if self.records:
             self.records.close()
-        log.info("stopped", packets=summary.packets, connections=summary.connections,
+        if self._stop_metrics:
+            self._stop_metrics()
+        log.info("stopped", packets=summary.packets, connections=summary.connections, evicted=summary.evicted,
                  kernel_drops={name: s.drops for name, s in stats.items()})
 
     def _log_stats(self, pipeline: Pipeline) -> None:
         s = pipeline.summary
         kernel = self.capture.stats()
         log.info("stats", packets=s.packets, connections=s.connections, active=pipeline.tracker.active,
+                 evicted=pipeline.tracker.evicted, rss_mb=_rss_mb(), lag_seconds=round(self.sources.lag_seconds, 3),
                  kernel_packets={n: k.packets for n, k in kernel.items()},
                  kernel_drops={n: k.drops for n, k in kernel.items()},
                  alerts=len(self.detector.alerts) if self.detector else 0)
@@ -244,6 +275,12 @@ class Daemon:
 
             self.background.call(swap)
         return msgspec.structs.replace(running, alerts=loaded.config.alerts)
+
+
+def _rss_mb() -> int:
+    """This process's resident memory, MiB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
 
 
 def _current_user() -> str:

@@ -55,6 +55,7 @@ class Summary:
     fragments_reassembled: int = 0
     fragments_incomplete: int = 0
     released_late: int = 0
+    evicted: int = 0
 
 
 class Pipeline:
@@ -65,11 +66,13 @@ class Pipeline:
         self.sinks = list(sinks)
         self.summary = Summary()
         self.tracker = ConnectionTracker(config.timeouts, config.limits, config.content, uid_seed)
+        self.tracker.set_limits(config.limits.connections)
         self.features = FeatureEngine(config)
         self.fragments = FragmentReassembler(
             FragmentTimeouts(int(config.timeouts.fragment * NS), config.limits.fragment_datagrams)
         )
         self._listed: Counter = Counter()
+        self.per_source: dict[str, tuple[int, int]] = {}   # source -> (packets, captured bytes)
 
     def feed(self, batch: PacketBatch, source: str) -> None:
         """Process one batch of packets from ``source`` (a file name or interface)."""
@@ -104,6 +107,7 @@ class Pipeline:
         s.fragments_reassembled = self.fragments.datagrams_reassembled
         s.fragments_incomplete = self.fragments.datagrams_incomplete
         s.released_late = self.tracker.released_late
+        s.evicted = self.tracker.evicted
         return s
 
     def _emit(self, conns: np.ndarray) -> None:
@@ -117,8 +121,11 @@ class Pipeline:
     def _account(self, batch: PacketBatch, source: str) -> None:
         rows = batch.rows
         s = self.summary
+        captured = int(rows["caplen"].sum())
         s.packets += len(rows)
-        s.captured_bytes += int(rows["caplen"].sum())
+        s.captured_bytes += captured
+        packets, nbytes = self.per_source.get(source, (0, 0))
+        self.per_source[source] = (packets + len(rows), nbytes + captured)
         counts = np.bincount(rows["status"], minlength=len(STATUS_NAMES))
         for code in np.flatnonzero(counts):
             name = STATUS_NAMES[code]

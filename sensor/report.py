@@ -64,6 +64,8 @@ def summary_rows(summary: Summary) -> list[tuple[str, str]]:
         rows.append(("unreadable files", str(len(summary.unreadable))))
     if summary.released_late:
         rows.append(("records released out of start order", f"{summary.released_late:,}"))
+    if summary.evicted:
+        rows.append(("connections evicted (table full: limits.connections)", f"{summary.evicted:,}"))
     return rows
 
 

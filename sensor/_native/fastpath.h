@@ -154,6 +154,7 @@ enum end_reason {
     END_REUSE,         /* a new SYN reused the 5-tuple */
     END_LIFETIME,      /* UDP/ICMP record reached its maximum lifetime */
     END_FLUSH,         /* end of input */
+    END_EVICTED,       /* the table was full: it had been idle longest */
     END_COUNT
 };
 
@@ -232,6 +233,8 @@ tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uin
                        uint64_t hash_seed, uint64_t uid_seed, size_t reorder_limit,
                        const uint8_t *analyzer_port, const uint8_t *rules, size_t rules_len,
                        uint32_t content_cap);
+void tracker_set_limits(tracker_t *tr, size_t max_flows, size_t max_bytes);
+uint64_t tracker_evicted(const tracker_t *tr);
 void tracker_free(tracker_t *tr);
 /* Each returns 0, or -1 when memory ran out. Released records accumulate
    in the tracker's output buffer until tracker_clear_output(). */

@@ -374,6 +374,27 @@ static PyObject *Tracker_take_into(TrackerObject *self, PyObject *args)
     return PyLong_FromSize_t(n);
 }
 
+static PyObject *Tracker_set_limits(TrackerObject *self, PyObject *args)
+{
+    Py_ssize_t max_flows, max_bytes;
+    if (!tracker_ready(self) || !PyArg_ParseTuple(args, "nn", &max_flows, &max_bytes))
+        return NULL;
+    if (max_flows < 0 || max_bytes < 0) {
+        PyErr_SetString(PyExc_ValueError, "limits must be >= 0 (0: none)");
+        return NULL;
+    }
+    tracker_set_limits(self->tr, (size_t)max_flows, (size_t)max_bytes);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Tracker_get_evicted(TrackerObject *self, void *closure)
+{
+    (void)closure;
+    if (!tracker_ready(self))
+        return NULL;
+    return PyLong_FromUnsignedLongLong(tracker_evicted(self->tr));
+}
+
 static PyObject *Tracker_get_held(TrackerObject *self, void *closure)
 {
     (void)closure;
@@ -412,6 +433,8 @@ static PyMethodDef Tracker_methods[] = {
     {"expire", (PyCFunction)Tracker_expire, METH_VARARGS,
      "expire(now_ns): finish every connection whose deadline has passed."},
     {"flush", (PyCFunction)Tracker_flush, METH_NOARGS, "flush(): finish every connection."},
+    {"set_limits", (PyCFunction)Tracker_set_limits, METH_VARARGS,
+     "set_limits(max_connections, max_bytes): evict the longest idle when either is reached (0: no limit)."},
     {"take_into", (PyCFunction)Tracker_take_into, METH_VARARGS,
      "take_into(bytearray) -> n: copy the released records (conn layout, start order) to its start."},
     {NULL, NULL, 0, NULL},
@@ -419,6 +442,7 @@ static PyMethodDef Tracker_methods[] = {
 
 static PyGetSetDef Tracker_getset[] = {
     {"active", (getter)Tracker_get_active, NULL, "open connections", NULL},
+    {"evicted", (getter)Tracker_get_evicted, NULL, "connections finished early because the table was full", NULL},
     {"memory", (getter)Tracker_get_memory, NULL, "bytes held by the tracker", NULL},
     {"held", (getter)Tracker_get_held, NULL, "finished records waiting for older ones", NULL},
     {"released_late", (getter)Tracker_get_released_late, NULL,
@@ -897,7 +921,7 @@ static const char *const conn_state_names[CS_COUNT] = {
     "S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH",
 };
 
-static const char *const end_reason_names[END_COUNT] = {"timeout", "reuse", "lifetime", "flush"};
+static const char *const end_reason_names[END_COUNT] = {"timeout", "reuse", "lifetime", "flush", "evicted"};
 
 static const char *const damage_names[DAMAGE_COUNT] = {
     "none", "caplen_over_snaplen", "caplen_over_max", "block_length", "block_trailer",

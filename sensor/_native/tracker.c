@@ -96,7 +96,14 @@ struct tracker {
     size_t buflen;
     expected_t expected[EXPECT_MAX];
     size_t n_expected;
+    /* bounded state: 0 means no limit */
+    size_t max_flows, max_bytes;
+    uint64_t evicted;
 };
+
+/* what one open connection holds: its flow, its share of the hash slots
+   (kept under half full) and of the free list, and its record slot */
+#define FLOW_BYTES (sizeof(flow_t) + 2 * sizeof(uint64_t) + sizeof(int32_t) + sizeof(conn_t))
 
 /* ------------------------------------------------------------ hashing */
 
@@ -253,6 +260,11 @@ static int32_t flow_alloc(tracker_t *tr)
         return tr->free_idx[--tr->n_free];
     if (tr->flows_hw == tr->flows_cap) {
         size_t cap = tr->flows_cap * 2;
+        size_t bound = tr->max_flows ? tr->max_flows : SIZE_MAX;
+        if (tr->max_bytes && tr->max_bytes / FLOW_BYTES < bound)
+            bound = tr->max_bytes / FLOW_BYTES;
+        if (cap > bound && bound + 1 > tr->flows_cap)  /* never allocate past the limit */
+            cap = bound + 1;
         flow_t *flows = realloc(tr->flows, cap * sizeof(flow_t));
         int32_t *free_idx = realloc(tr->free_idx, cap * sizeof(int32_t));
         if (free_idx)
@@ -945,10 +957,57 @@ static uint8_t expiry_reason(const tracker_t *tr, const flow_t *f)
     return END_TIMEOUT;
 }
 
+
+/* ----------------------------------------------------------- eviction */
+
+typedef struct {
+    int64_t ts_last;
+    uint64_t order;
+    int32_t idx;
+} idle_t;
+
+static int idle_cmp(const void *a, const void *b)
+{
+    const idle_t *x = a, *y = b;
+    if (x->ts_last != y->ts_last)
+        return x->ts_last < y->ts_last ? -1 : 1;
+    return x->order < y->order ? -1 : (x->order > y->order);
+}
+
+static int over_limit(const tracker_t *tr)
+{
+    return (tr->max_flows && tr->active >= tr->max_flows) ||
+           (tr->max_bytes && tr->active * FLOW_BYTES + tr->analyzed * content_size() >= tr->max_bytes);
+}
+
+/* The table is full: finish the eighth of the connections idle longest
+   (ties: the oldest first), each as a record with END_EVICTED.  One sweep
+   per active/8 new connections keeps a flood's cost per packet constant. */
+static int evict_idle(tracker_t *tr)
+{
+    size_t n = 0, want = tr->active / 8 ? tr->active / 8 : 1;
+    idle_t *all = malloc(tr->active * sizeof(idle_t));
+    if (!all)
+        return -1;
+    for (size_t i = 0; i < tr->flows_hw && n < tr->active; i++)
+        if (tr->flows[i].in_use)
+            all[n++] = (idle_t){tr->flows[i].ts_last, tr->flows[i].order, (int32_t)i};
+    qsort(all, n, sizeof(idle_t), idle_cmp);
+    int rc = 0;
+    for (size_t k = 0; k < want && k < n && rc == 0; k++) {
+        rc = finish(tr, all[k].idx, END_EVICTED);
+        tr->evicted++;
+    }
+    free(all);
+    return rc;
+}
+
 /* ------------------------------------------------------------ packets */
 
 static int32_t create_flow(tracker_t *tr, const pkt_t *r, uint64_t h, int *dir)
 {
+    if (over_limit(tr) && evict_idle(tr) < 0)
+        return -1;
     int32_t idx = flow_alloc(tr);
     if (idx < 0)
         return -1;
@@ -1105,6 +1164,17 @@ conn_t *tracker_output(tracker_t *tr, size_t *n)
 void tracker_clear_output(tracker_t *tr)
 {
     tr->n_out = 0;
+}
+
+void tracker_set_limits(tracker_t *tr, size_t max_flows, size_t max_bytes)
+{
+    tr->max_flows = max_flows;
+    tr->max_bytes = max_bytes;
+}
+
+uint64_t tracker_evicted(const tracker_t *tr)
+{
+    return tr->evicted;
 }
 
 size_t tracker_active(const tracker_t *tr)

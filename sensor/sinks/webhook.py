@@ -486,6 +486,11 @@ class WebhookSink:
         with self._cond:
             return not self._spool.empty()
 
+    def spool_bytes(self) -> int:
+        """Bytes of undelivered alerts in the spool (a metric)."""
+        with self._cond:
+            return self._spool.pending_bytes
+
     # -- Sink ----------------------------------------------------------
 
     def send(self, alerts: Sequence[dict[str, Any]]) -> None:

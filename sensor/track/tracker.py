@@ -67,6 +67,17 @@ class ConnectionTracker:
         n = self._core.take_into(buf)
         return np.frombuffer(buf, dtype=CONN_DTYPE, count=n)
 
+    def set_limits(self, connections: int = 0, memory_bytes: int = 0) -> None:
+        """Bound the open connections by count and by bytes (0: no bound).
+        When either is reached, the eighth of the connections idle longest
+        is finished early as records (end reason ``evicted``) and counted."""
+        self._core.set_limits(connections, memory_bytes)
+
+    @property
+    def evicted(self) -> int:
+        """Connections finished early because the table was full."""
+        return self._core.evicted
+
     @property
     def active(self) -> int:
         return self._core.active
