@@ -93,6 +93,11 @@ class Limits(_Section):
     fragment_datagrams: Count = 65536  # IP datagrams held for reassembly at once
     # finished records held back to keep start order behind a long-open connection
     reorder_records: Count = 262144
+    # and for at most this long (capture time; 0: no bound but reorder_records).
+    # A live sensor wants alerts soon after a connection ends: 0.05 bounds the
+    # wait, and the records of connections still open are released late, with
+    # approximate 2-second windows (counted as released out of start order)
+    hold_seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     # open connections tracked at once; when full, the eighth idle longest
     # is finished early as records (end reason 'evicted'), and counted
     connections: Count = 1_000_000

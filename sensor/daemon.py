@@ -124,7 +124,7 @@ class Daemon:
                 f"limits.memory_mb {config.limits.memory_mb} is too small: start-up holds {_rss_mb()} MiB, "
                 f"the capture rings {rings} MiB, and {RESERVE_MB} MiB is kept for batches and alert state; "
                 f"the connection table needs at least {MIN_TRACKER_MB} MiB")
-        pipeline.tracker.set_limits(config.limits.connections, left << 20)
+        pipeline.tracker.set_limits(config.limits.connections, left << 20, config.limits.hold_seconds)
         return left
 
     def _read_config(self) -> SensorConfig:

@@ -66,7 +66,7 @@ class Pipeline:
         self.sinks = list(sinks)
         self.summary = Summary()
         self.tracker = ConnectionTracker(config.timeouts, config.limits, config.content, uid_seed)
-        self.tracker.set_limits(config.limits.connections)
+        self.tracker.set_limits(config.limits.connections, hold_seconds=config.limits.hold_seconds)
         self.features = FeatureEngine(config)
         self.fragments = FragmentReassembler(
             FragmentTimeouts(int(config.timeouts.fragment * NS), config.limits.fragment_datagrams)

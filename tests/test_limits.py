@@ -43,3 +43,18 @@ def test_the_limit_holds_through_a_flood():
     assert 900 <= peak <= 1000
     assert summary.evicted > 10_000           # a 14,000-packet flood of one-packet connections
     assert pipeline.tracker.memory < 4 << 20  # the table never grew past the limit
+
+
+def test_a_hold_bound_releases_records_past_open_connections_and_loses_none():
+    """With hold_seconds, a finished record stops waiting for an older
+    connection still open: it leaves within the bound, the open one is
+    released late when it ends, and every packet is still counted once."""
+    capture = SHARED / "pcaps" / "ndpi__ocs.pcap"   # long-lived connections beside short ones
+    exact, exact_summary = _records(capture, {})
+    held, summary = _records(capture, {"hold_seconds": 0.05})
+    assert exact_summary.released_late == 0
+    assert summary.released_late > 0
+    assert sorted(held["uid"].tolist()) == sorted(exact["uid"].tolist())
+    assert list(held["uid"]) != list(exact["uid"])     # the order is no longer start order
+    for column in ("orig_pkts", "resp_pkts", "orig_ip_bytes", "resp_ip_bytes"):
+        assert int(held[column].sum()) == int(exact[column].sum()), column

@@ -233,7 +233,7 @@ tracker_t *tracker_new(const timeouts_t *t, const uint8_t *likely_tcp, const uin
                        uint64_t hash_seed, uint64_t uid_seed, size_t reorder_limit,
                        const uint8_t *analyzer_port, const uint8_t *rules, size_t rules_len,
                        uint32_t content_cap);
-void tracker_set_limits(tracker_t *tr, size_t max_flows, size_t max_bytes);
+void tracker_set_limits(tracker_t *tr, size_t max_flows, size_t max_bytes, int64_t hold_ns);
 uint64_t tracker_evicted(const tracker_t *tr);
 void tracker_free(tracker_t *tr);
 /* Each returns 0, or -1 when memory ran out. Released records accumulate

@@ -377,13 +377,14 @@ static PyObject *Tracker_take_into(TrackerObject *self, PyObject *args)
 static PyObject *Tracker_set_limits(TrackerObject *self, PyObject *args)
 {
     Py_ssize_t max_flows, max_bytes;
-    if (!tracker_ready(self) || !PyArg_ParseTuple(args, "nn", &max_flows, &max_bytes))
+    long long hold_ns;
+    if (!tracker_ready(self) || !PyArg_ParseTuple(args, "nnL", &max_flows, &max_bytes, &hold_ns))
         return NULL;
-    if (max_flows < 0 || max_bytes < 0) {
+    if (max_flows < 0 || max_bytes < 0 || hold_ns < 0) {
         PyErr_SetString(PyExc_ValueError, "limits must be >= 0 (0: none)");
         return NULL;
     }
-    tracker_set_limits(self->tr, (size_t)max_flows, (size_t)max_bytes);
+    tracker_set_limits(self->tr, (size_t)max_flows, (size_t)max_bytes, hold_ns);
     Py_RETURN_NONE;
 }
 
@@ -434,7 +435,7 @@ static PyMethodDef Tracker_methods[] = {
      "expire(now_ns): finish every connection whose deadline has passed."},
     {"flush", (PyCFunction)Tracker_flush, METH_NOARGS, "flush(): finish every connection."},
     {"set_limits", (PyCFunction)Tracker_set_limits, METH_VARARGS,
-     "set_limits(max_connections, max_bytes): evict the longest idle when either is reached (0: no limit)."},
+     "set_limits(max_connections, max_bytes, hold_ns): evict the longest idle when either count is reached; release a finished record after hold_ns even if older connections are open (0: no limit)."},
     {"take_into", (PyCFunction)Tracker_take_into, METH_VARARGS,
      "take_into(bytearray) -> n: copy the released records (conn layout, start order) to its start."},
     {NULL, NULL, 0, NULL},

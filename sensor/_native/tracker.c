@@ -99,6 +99,12 @@ struct tracker {
     /* bounded state: 0 means no limit */
     size_t max_flows, max_bytes;
     uint64_t evicted;
+    /* bounded wait: a finished record waits for older open connections at
+       most hold_ns of capture time (0: as long as the ring allows).  The
+       records waiting, in the order they finished, with when: */
+    int64_t hold_ns, now;
+    struct waiting { uint64_t order; int64_t since; } *waiting;
+    size_t wait_head, wait_len, wait_cap;
 };
 
 /* what one open connection holds: its flow, its share of the hash slots
@@ -861,6 +867,24 @@ static int ring_grow(tracker_t *tr)
     return 0;
 }
 
+static int wait_push(tracker_t *tr, uint64_t order)
+{
+    if (tr->wait_len == tr->wait_cap) {
+        size_t cap = tr->wait_cap ? tr->wait_cap * 2 : 1024;
+        struct waiting *w = malloc(cap * sizeof(*w));
+        if (!w)
+            return -1;
+        for (size_t i = 0; i < tr->wait_len; i++)
+            w[i] = tr->waiting[(tr->wait_head + i) % tr->wait_cap];
+        free(tr->waiting);
+        tr->waiting = w;
+        tr->wait_cap = cap;
+        tr->wait_head = 0;
+    }
+    tr->waiting[(tr->wait_head + tr->wait_len++) % tr->wait_cap] = (struct waiting){order, tr->now};
+    return 0;
+}
+
 /* Where the record of a finishing connection goes: its ring slot, where
    it waits until it can be released in start order, or straight to the
    output when it was overtaken.  NULL when memory ran out. */
@@ -887,7 +911,39 @@ static conn_t *slot_for(tracker_t *tr, uint64_t order)
     size_t slot = order & (tr->ring_cap - 1);
     tr->ring_ready[slot] = 1;
     tr->held++;
+    if (tr->hold_ns && wait_push(tr, order) < 0)
+        return NULL;
     return tr->ring + slot;
+}
+
+/* Release every finished record that has waited hold_ns or more, with the
+   finished ones before it; the open connections they pass are released
+   late when they end (their windows approximate, counted in released_late). */
+static int release_held(tracker_t *tr)
+{
+    size_t mask = tr->ring_cap - 1;
+    while (tr->wait_len) {
+        struct waiting *w = tr->waiting + tr->wait_head;
+        if (w->order >= tr->release_next && tr->now - w->since < tr->hold_ns)
+            break;
+        if (w->order >= tr->release_next) {
+            for (; tr->release_next < w->order; tr->release_next++) {
+                size_t slot = tr->release_next & mask;
+                if (!tr->ring_ready[slot])
+                    continue;
+                if (out_reserve(tr, 1) < 0)
+                    return -1;
+                tr->out[tr->n_out++] = tr->ring[slot];
+                tr->ring_ready[slot] = 0;
+                tr->held--;
+            }
+            if (release_ready(tr) < 0)
+                return -1;
+        }
+        tr->wait_head = (tr->wait_head + 1) % tr->wait_cap;
+        tr->wait_len--;
+    }
+    return 0;
 }
 
 static int finish(tracker_t *tr, int32_t idx, uint8_t reason)
@@ -1118,7 +1174,9 @@ int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n, const uint8_t *b
         const pkt_t *r = rows + i;
         if (r->status != PKT_OK)
             continue;
-        if (process_one(tr, r) < 0) {
+        if (r->ts > tr->now)
+            tr->now = r->ts;
+        if (process_one(tr, r) < 0 || (tr->hold_ns && release_held(tr) < 0)) {
             tr->buf = NULL;
             return -1;
         }
@@ -1129,12 +1187,14 @@ int tracker_process(tracker_t *tr, const pkt_t *rows, size_t n, const uint8_t *b
 
 int tracker_expire(tracker_t *tr, int64_t now)
 {
+    if (now > tr->now)
+        tr->now = now;
     for (size_t i = 0; i < tr->flows_hw; i++) {
         flow_t *f = tr->flows + i;
         if (f->in_use && f->deadline <= now && finish(tr, (int32_t)i, expiry_reason(tr, f)) < 0)
             return -1;
     }
-    return 0;
+    return tr->hold_ns ? release_held(tr) : 0;
 }
 
 int tracker_flush(tracker_t *tr)
@@ -1166,10 +1226,11 @@ void tracker_clear_output(tracker_t *tr)
     tr->n_out = 0;
 }
 
-void tracker_set_limits(tracker_t *tr, size_t max_flows, size_t max_bytes)
+void tracker_set_limits(tracker_t *tr, size_t max_flows, size_t max_bytes, int64_t hold_ns)
 {
     tr->max_flows = max_flows;
     tr->max_bytes = max_bytes;
+    tr->hold_ns = hold_ns > 0 ? hold_ns : 0;
 }
 
 uint64_t tracker_evicted(const tracker_t *tr)
@@ -1244,5 +1305,6 @@ void tracker_free(tracker_t *tr)
     free(tr->slots);
     free(tr->ring);
     free(tr->ring_ready);
+    free(tr->waiting);
     free(tr);
 }

@@ -67,11 +67,14 @@ class ConnectionTracker:
         n = self._core.take_into(buf)
         return np.frombuffer(buf, dtype=CONN_DTYPE, count=n)
 
-    def set_limits(self, connections: int = 0, memory_bytes: int = 0) -> None:
-        """Bound the open connections by count and by bytes (0: no bound).
-        When either is reached, the eighth of the connections idle longest
-        is finished early as records (end reason ``evicted``) and counted."""
-        self._core.set_limits(connections, memory_bytes)
+    def set_limits(self, connections: int = 0, memory_bytes: int = 0, hold_seconds: float = 0.0) -> None:
+        """Bound the open connections by count and by bytes (0: no bound):
+        when either is reached, the eighth of the connections idle longest
+        is finished early as records (end reason ``evicted``) and counted.
+        ``hold_seconds`` bounds how long (capture time) a finished record
+        waits for older open connections before it is released anyway
+        (0: only the reorder ring bounds it)."""
+        self._core.set_limits(connections, memory_bytes, int(hold_seconds * 1e9))
 
     @property
     def evicted(self) -> int:
