@@ -89,11 +89,11 @@ class Arrivals(threading.Thread):
                 time.sleep(0.001)
 
 
-def one_rate(capture: Path, rate: int, cpu: int) -> dict:
+def one_rate(capture: Path, rate: int, cpu: int, alerts: bool) -> dict:
     with netlab.VethLab(f"sensor-bench-{rate}") as lab:
         # the default 64 MiB ring, smaller than the 216 MB capture; records wait for
         # older open connections at most 50 ms, so alerts follow connections closely
-        sensor = netlab.Sensor(lab, "limits:\n  hold_seconds: 0.05\n")
+        sensor = netlab.Sensor(lab, "limits:\n  hold_seconds: 0.05\n" + ("" if alerts else "alerts:\n  enabled: false\n"))
         # pin the sensor to one CPU (tcpreplay gets the other)
         netlab.sh("taskset", "-a", "-p", "-c", str(cpu), str(sensor.proc.pid))
         watch = Arrivals(sensor.records, sensor.alerts)
@@ -125,6 +125,7 @@ def main() -> int:
     ap.add_argument("--rates", default="100000,200000,300000,400000")
     ap.add_argument("--cpu", type=int, default=1, help="CPU the sensor is pinned to")
     ap.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE)
+    ap.add_argument("--no-alerts", action="store_true", help="records only: capture, tracking and features")
     args = ap.parse_args()
     why = netlab.available()
     if why:
@@ -134,7 +135,7 @@ def main() -> int:
     print(f"capture            {capture}; sensor pinned to CPU {args.cpu}")
     best = None
     for rate in [int(r) for r in args.rates.split(",")]:
-        result = one_rate(capture, rate, args.cpu)
+        result = one_rate(capture, rate, args.cpu, not args.no_alerts)
         lat = result["latencies"]
         print(f"{rate:>9,} pps asked, {result['sent']:>9,.0f} sent: "
               f"{result['packets']:,} packets processed, kernel drops {result['drops']:,}, "
@@ -145,6 +146,9 @@ def main() -> int:
     if best is None:
         print("no rate without drops")
         return 1
+    if args.no_alerts:
+        print(f"highest zero-drop rate   {min(best['rate'], best['sent']):,.0f} packets/s, records only")
+        return 0
     p99 = percentile(best["latencies"], 99)
     rate = min(best["rate"], best["sent"])   # what tcpreplay actually managed
     print(f"highest zero-drop rate   {rate:,.0f} packets/s "

@@ -18,6 +18,7 @@ beat the watchdog, log stats.  Signals only set flags the loop reads:
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import threading
 import time
@@ -98,6 +99,7 @@ class Daemon:
             budget = self._bound_memory(config, pipeline)
             self.sources = Sources(pipeline, self.capture, self.detector, self.background)
             self._stop_metrics = serve(config.daemon.metrics, self.sources) if config.daemon.metrics else None
+            _import_before_dropping_root()
             user = drop_root(config.daemon.user, self._writable(config))
         except (CaptureError, PrivilegeError, ValueError, OSError) as exc:
             log.error(str(exc))
@@ -277,6 +279,16 @@ class Daemon:
         return msgspec.structs.replace(running, alerts=loaded.config.alerts)
 
 
+def _import_before_dropping_root() -> None:
+    """What the loop imports lazily (the logger, the reload path), imported
+    now: once root is gone, the Python installation may not be readable
+    (a pyenv under /root, say)."""
+    import yaml  # noqa: F401 - read again on reload
+
+    import sensor.alerts.setup  # noqa: F401
+    log.debug("capture open")   # configures structlog and imports logging
+
+
 def _rss_mb() -> int:
     """This process's resident memory, MiB."""
     with open("/proc/self/statm") as f:
@@ -284,6 +296,4 @@ def _rss_mb() -> int:
 
 
 def _current_user() -> str:
-    import pwd
-
     return pwd.getpwuid(os.geteuid()).pw_name
