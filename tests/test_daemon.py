@@ -101,6 +101,18 @@ def test_root_is_dropped_once_the_capture_is_open(lab, tmp_path):
 
 
 @live
+def test_a_records_only_daemon_logs_and_captures_after_dropping_root(lab, tmp_path):
+    """With alerts off nothing imports logging before the drop; the
+    daemon must still log (and capture) as nobody."""
+    sensor = netlab.Sensor(lab, "alerts:\n  enabled: false\n")
+    lab.replay(first_packets(FTP, 100, tmp_path / "a.pcap"))
+    time.sleep(0.3)
+    assert sensor.stop() == 0
+    assert sensor.record_lines() and not sensor.alerts.exists()
+    assert sensor.wait_for("stopped")["packets"] == 100
+
+
+@live
 def test_capture_filter_is_applied_in_the_kernel(lab, tmp_path):
     capture = CAPTURES / "zeek__wikipedia.pcap"
     sensor = netlab.Sensor(lab, "capture:\n  filter: udp port 53\n")
