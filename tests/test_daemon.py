@@ -238,3 +238,38 @@ def test_config_check_names_the_line_and_field(tmp_path, text, expected):
     out = subprocess.run([*netlab.SENSOR, "config", "check", str(path)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2
     assert expected in out.stderr
+
+
+@live
+def test_systemd_notify_protocol_ready_watchdog_reload_stopping(lab, tmp_path):
+    """Type=notify: READY=1 once capture is open, WATCHDOG=1 from the loop,
+    RELOADING=1 then READY=1 around a reload, STOPPING=1 at the end."""
+    import socket
+
+    address = str(lab.dir / "notify.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(10)
+    config = lab.dir / "sensor.yaml"
+    config.write_text("daemon:\n  log_format: json\n")
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "200000"}
+    proc = lab.start(*netlab.SENSOR, "run", "-c", str(config), "-i", lab.sniff, "--alert-to",
+                     f"file:{lab.dir / 'alerts.jsonl'}", env=env, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+
+    def until(message: str) -> list[str]:
+        seen = []
+        while True:
+            seen.append(listener.recv(256).decode())
+            if seen[-1] == message:
+                return seen
+
+    until("READY=1")
+    until("WATCHDOG=1")     # the loop beats at half of 200 ms; recv times out (fails) otherwise
+    proc.send_signal(signal.SIGHUP)
+    until("RELOADING=1")
+    until("READY=1")
+    proc.send_signal(signal.SIGTERM)
+    until("STOPPING=1")
+    assert proc.wait(30) == 0
+    listener.close()
