@@ -89,9 +89,11 @@ class VethLab:
         self._procs.append(proc)
         return proc
 
-    def replay(self, capture: Path, pps: int = 2000) -> None:
-        """Send a capture's frames into the inject end at a fixed rate."""
-        out = self.run("tcpreplay", "-q", "-i", self.inject, f"--pps={pps}", str(capture))
+    def replay(self, capture: Path, pps: int = 2000, loops: int = 1) -> None:
+        """Send a capture's frames into the inject end at a fixed rate, or
+        as fast as tcpreplay can (pps 0), ``loops`` times over."""
+        rate = f"--pps={pps}" if pps else "--topspeed"
+        out = self.run("tcpreplay", "-q", "-i", self.inject, rate, f"--loop={loops}", str(capture))
         failed = re.search(r"Failed packets:\s+(\d+)", out.stdout)
         assert failed and failed.group(1) == "0", out.stdout
 
@@ -99,7 +101,7 @@ class VethLab:
 class Sensor:
     """``sensor run`` inside the lab, with JSON logs read back from stderr."""
 
-    def __init__(self, lab: VethLab, config: str = "", *args: str) -> None:
+    def __init__(self, lab: VethLab, config: str = "", *args: str, records: bool = True) -> None:
         tmp = lab.dir
         self.config = tmp / "sensor.yaml"
         self.config.write_text("daemon:\n  user: nobody\n  log_format: json\n  stats_seconds: 1\n" + config)
@@ -107,7 +109,8 @@ class Sensor:
         self.alerts = tmp / "alerts.jsonl"
         self.log = tmp / "sensor.log"
         self._log = open(self.log, "wb")
-        self.proc = lab.start(*SENSOR, "run", "-c", str(self.config), "-i", lab.sniff, "-o", str(self.records),
+        output = ["-o", str(self.records)] if records else []
+        self.proc = lab.start(*SENSOR, "run", "-c", str(self.config), "-i", lab.sniff, *output,
                               "--alert-to", f"file:{self.alerts}", *args,
                               stdout=subprocess.DEVNULL, stderr=self._log)
         self.wait_for("capturing")
