@@ -5,7 +5,7 @@
     sensor config check FILE
     sensor rules check FILE...
     sensor rules test RULES CAPTURE...
-    sensor train --data FILE... [-o DIR]
+    sensor train [--data FILE]... [--records RECORDS LABELS]... [-o DIR]
     sensor evaluate --data FILE [--models DIR] [--json] [--report DIR]
     sensor model info FILE
 """
@@ -72,7 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     _rules_arguments(rc, rt)
 
     t = sub.add_parser("train", help="fit the classifier, autoencoder and isolation forest; export ONNX (needs sensor[train])")
-    t.add_argument("--data", action="append", required=True, metavar="FILE", help="labelled KDD-format file (repeatable)")
+    t.add_argument("--data", action="append", default=[], metavar="FILE", help="labelled KDD-format file (repeatable)")
+    t.add_argument("--records", action="append", nargs=2, default=[], metavar=("RECORDS", "LABELS"),
+                   help="records of sensor replay with their labels (repeatable): JSONL records and a traffic-lab "
+                        "labels file, or --format kdd records and one label a line")
     t.add_argument("-o", "--out", default=str(_models_dir()), metavar="DIR", help="where the .onnx files go (default: %(default)s)")
     t.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same models")
     t.add_argument("--classifier", choices=["extra_trees", "random_forest"], default="extra_trees")

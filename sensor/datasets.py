@@ -81,3 +81,41 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_records(path: str | Path) -> tuple[np.ndarray, list[dict]]:
+    """The 41 features (KDD_DTYPE rows) of ``sensor replay``'s JSONL
+    records, with the records themselves (for joining with labels)."""
+    import json
+
+    path = Path(path)
+    records = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            try:
+                record = json.loads(line)
+                record["kdd"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DatasetError(f"{path}:{number}: not a sensor record (JSON with a 'kdd' object)") from None
+            records.append(record)
+    out = np.zeros(len(records), dtype=KDD_DTYPE)
+    for name in KDD_FEATURES:
+        try:
+            values = [r["kdd"][name] for r in records]
+        except KeyError:
+            raise DatasetError(f"{path}: a record lacks the feature {name!r}") from None
+        if name in SYMBOLIC:
+            table = {v: c for c, v in enumerate(SYMBOLIC[name])}
+            out[name] = [table.get(v, 255) for v in values]
+        else:
+            out[name] = values
+    return out, records
+
+
+def load_row_labels(path: str | Path, rows: int) -> np.ndarray:
+    """One KDD label a line (for a ``--format kdd`` file, row by row)."""
+    path = Path(path)
+    labels = np.array([line.strip().rstrip(".") for line in path.read_text().splitlines() if line.strip()], dtype=str)
+    if len(labels) != rows:
+        raise DatasetError(f"{path}: {len(labels)} labels for {rows} rows")
+    return labels

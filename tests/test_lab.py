@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from sensor import labels as lab_labels
 
 LAB = ROOT / "tests" / "lab"
 sys.path.insert(0, str(LAB))
 
-import labels as lab_labels  # noqa: E402
 import run as lab_run  # noqa: E402
 import topology  # noqa: E402
 

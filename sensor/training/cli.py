@@ -17,10 +17,13 @@ def train_command(args: argparse.Namespace) -> int:
     except ImportError as exc:
         sys.stderr.write(f"sensor train: {exc.name} is missing; install the training extra: pip install 'sensor[train]'\n")
         return 2
+    if not args.data and not args.records:
+        sys.stderr.write("sensor train: give training data: --data FILE and/or --records RECORDS LABELS\n")
+        return 2
     settings = TrainSettings(seed=args.seed, classifier=args.classifier, trees=args.trees,
                              false_positive_rate=args.fpr, jobs=args.jobs)
     try:
-        data = TrainingData.load(args.data)
+        data = TrainingData.load(args.data, [tuple(pair) for pair in args.records])
     except (OSError, DatasetError, UnknownLabelError, ValueError) as exc:
         sys.stderr.write(f"sensor train: {exc}\n")
         return 1

@@ -27,7 +27,7 @@ import numpy as np
 
 from sensor import __version__
 from sensor._logging import get_logger
-from sensor.datasets import file_sha256, load_kdd
+from sensor.datasets import file_sha256, load_kdd, load_records, load_row_labels
 from sensor.evaluation.metrics import NORMAL
 from sensor.features.kdd import KDD_DTYPE
 from sensor.models.categories import CATEGORIES, categories_of
@@ -62,17 +62,45 @@ class TrainingData:
     sources: list[dict] = field(default_factory=list)   # name, sha256, rows
 
     @classmethod
-    def load(cls, paths: list[str | Path]) -> "TrainingData":
-        parts = [load_kdd(p) for p in paths]
-        labels = np.concatenate([p.labels for p in parts])
-        if (labels == "").any():
-            raise ValueError("training data needs labels; a file has only the 41 features")
+    def load(cls, paths: list[str | Path], records: list[tuple[str | Path, str | Path]] = ()) -> "TrainingData":
+        """Labelled KDD-format files, and (records, labels) pairs: the
+        records of ``sensor replay`` (JSONL, joined with a traffic-lab
+        labels file; or ``--format kdd``, with one label a line)."""
+        features, labels, sources = [], [], []
+        for path in paths:
+            data = load_kdd(path)
+            if (data.labels == "").any():
+                raise ValueError(f"{path}: training data needs labels; this file has only the 41 features")
+            features.append(data.features)
+            labels.append(data.labels)
+            sources.append({"name": Path(path).name, "sha256": file_sha256(path), "rows": len(data.features)})
+        for record_path, label_path in records:
+            rows, row_labels = _labelled_records(Path(record_path), Path(label_path))
+            features.append(rows)
+            labels.append(row_labels)
+            sources.append({"name": Path(record_path).name, "sha256": file_sha256(record_path), "rows": len(rows),
+                            "labels": Path(label_path).name, "labels_sha256": file_sha256(label_path)})
+        all_labels = np.concatenate(labels) if labels else np.array([], dtype=str)
         return cls(
-            features=np.concatenate([p.features for p in parts]) if parts else np.zeros(0, KDD_DTYPE),
-            category=categories_of(labels),
-            labels=labels,
-            sources=[{"name": Path(p).name, "sha256": file_sha256(p), "rows": len(d.features)} for p, d in zip(paths, parts)],
+            features=np.concatenate(features) if features else np.zeros(0, KDD_DTYPE),
+            category=categories_of(all_labels),
+            labels=all_labels,
+            sources=sources,
         )
+
+
+def _labelled_records(records: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of our own records: JSONL records with a phase
+    labels file, or a ``--format kdd`` file with one label a line."""
+    from sensor.labels import label_records, read_labels
+
+    with open(records, "rb") as f:
+        jsonl = f.read(1) == b"{"
+    if jsonl:
+        rows, parsed = load_records(records)
+        return rows, np.array([label for label, _ in label_records(parsed, read_labels(labels))], dtype=str)
+    data = load_kdd(records)
+    return data.features, load_row_labels(labels, len(data.features))
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Phase labels -> per-connection labels and per-phase alert tables.
 
+The labels file is what the traffic lab (tests/lab) writes: one JSON line
+per phase with its wall-clock window, its parties, its KDD label and
+category.  ``sensor train --records`` joins it with the records of
+``sensor replay`` to train on features computed by our own extractor.
+
 A connection takes a phase's label when its first packet falls inside the
 phase's window, ``[start, end + SLACK]``, and both its endpoints are among
 the phase's parties (the attacker and its target; for spoofed attacks,
