@@ -6,6 +6,7 @@
     sensor rules check FILE...
     sensor rules test RULES CAPTURE...
     sensor train [--data FILE]... [--records RECORDS LABELS]... [-o DIR]
+    sensor learn INPUT... -o DIR [--fpr RATE]
     sensor evaluate --data FILE [--models DIR] [--json] [--report DIR]
     sensor model info FILE
 """
@@ -87,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="after training, record the models' figures on this labelled file in their metadata (repeatable)")
     t.add_argument("--compare", action="store_true",
                    help="cross-validate the candidate tree ensembles and print a table instead of training")
+
+    le = sub.add_parser("learn", help="fit the anomaly models to a site's own normal traffic (needs sensor[train])")
+    le.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="captures of the site, or JSONL records written by sensor run -o / sensor replay -o")
+    le.add_argument("-o", "--out", required=True, metavar="DIR", help="where the site's model set goes")
+    le.add_argument("--fpr", type=float, default=1e-4, metavar="RATE",
+                    help="share of the site's normal connections the thresholds let through (default %(default)g: "
+                         "1 alert per 10,000)")
+    le.add_argument("--base", metavar="DIR", help="model set whose classifier is kept (default: the shipped models/)")
+    le.add_argument("-c", "--config", metavar="FILE", help="YAML configuration for replaying captures")
+    le.add_argument("--seed", type=int, default=0)
+    le.add_argument("--jobs", type=int, default=2)
 
     e = sub.add_parser("evaluate", help="score a labelled KDD-format file; accuracy, cost, ROC AUC, report")
     e.add_argument("--data", required=True, metavar="FILE", help="labelled KDD Cup 1999 or NSL-KDD file")
@@ -194,6 +207,15 @@ def _train(args: argparse.Namespace) -> int:
     return train_command(args)
 
 
+def _learn(args: argparse.Namespace) -> int:
+    try:
+        from sensor.training.learn import learn_command
+    except ImportError as exc:
+        sys.stderr.write(f"sensor learn: {exc.name} is missing; install the training extra: pip install 'sensor[train]'\n")
+        return EXIT_USAGE
+    return learn_command(args)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from sensor.evaluation.cli import evaluate_command
 
@@ -215,7 +237,8 @@ def _model_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"replay": _replay, "run": _run, "config": _config_check, "rules": _rules, "train": _train, "evaluate": _evaluate, "model": _model_info}
+_COMMANDS = {"replay": _replay, "run": _run, "config": _config_check, "rules": _rules, "train": _train,
+             "learn": _learn, "evaluate": _evaluate, "model": _model_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

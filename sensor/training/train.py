@@ -147,7 +147,17 @@ def fit(data: TrainingData, settings: TrainSettings) -> Trained:
     classifier = classifier_for(settings).fit(classifier_pre.transform(data.features), names)
     log.info("classifier fitted", seconds=round(time.monotonic() - t0, 1), **_headline(metrics["classifier"]))
 
-    # anomaly models: fit on normal vectors, calibrate on held-out normal vectors
+    anomaly_pre, autoencoder, error_scale, isolation_forest, thresholds = fit_anomaly(data, settings, held, metrics)
+    return Trained(settings, classifier_pre, classifier, anomaly_pre, autoencoder, error_scale,
+                   isolation_forest, thresholds, metrics)
+
+
+def fit_anomaly(data: TrainingData, settings: TrainSettings, held: np.ndarray, metrics: dict) -> tuple:
+    """The anomaly models: fitted on the normal rows outside ``held``, their
+    thresholds calibrated on the held-out normal rows; their validation
+    figures go into ``metrics``.  Returns (preprocessor, autoencoder,
+    error scale, isolation forest, thresholds)."""
+    t0 = time.monotonic()
     normal = data.category == NORMAL
     fitting, calibration = normal & ~held, normal & held
     anomaly_pre = Preprocessor(clip=settings.clip, grouped=True).fit(data.features[fitting])
@@ -165,8 +175,7 @@ def fit(data: TrainingData, settings: TrainSettings) -> Trained:
         metrics[kind] = _anomaly_validation(score, thresholds[kind], calibration, data)
         log.info(f"{kind} fitted", seconds=round(time.monotonic() - t0, 1), threshold=thresholds[kind],
                  **{k: v for k, v in metrics[kind].items() if not isinstance(v, dict)})
-    return Trained(settings, classifier_pre, classifier, anomaly_pre, autoencoder, error_scale,
-                   isolation_forest, thresholds, metrics)
+    return anomaly_pre, autoencoder, error_scale, isolation_forest, thresholds
 
 
 def calibrated_threshold(normal_scores: np.ndarray, false_positive_rate: float) -> float:
@@ -182,15 +191,7 @@ def export_models(trained: Trained, data: TrainingData, out_dir: str | Path) -> 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     s = trained.settings
-    common = {
-        Meta.SCHEMA: SCHEMA_VERSION,
-        Meta.FEATURES: ",".join(FEATURES),
-        Meta.TRAINING_DATA: ",".join(src["name"] for src in data.sources),
-        Meta.TRAINING_SHA256: ",".join(src["sha256"] for src in data.sources),
-        Meta.TRAINING_DATE: training_date(),
-        Meta.SEED: str(s.seed),
-        Meta.PRODUCER: f"sensor {__version__} train",
-    }
+    common = common_metadata(data, s, "train")
     models = {
         "classifier": export.classifier_model(trained.classifier_pre, trained.classifier, common | {
             Meta.KIND: "classifier",
@@ -200,6 +201,15 @@ def export_models(trained: Trained, data: TrainingData, out_dir: str | Path) -> 
             Meta.PARAMETERS: json.dumps({"estimator": s.classifier, "trees": s.trees,
                                          "preprocessing": trained.classifier_pre.parameters()}, sort_keys=True),
         }),
+        **anomaly_models(trained, common),
+    }
+    return write_models(models, out_dir)
+
+
+def anomaly_models(trained: Trained, common: dict[str, str]) -> dict:
+    """The autoencoder and isolation forest as ONNX models, with their metadata."""
+    s = trained.settings
+    return {
         "autoencoder": export.autoencoder_model(trained.anomaly_pre, trained.autoencoder, trained.error_scale, common | {
             Meta.KIND: "autoencoder",
             **_threshold_meta(trained, "autoencoder"),
@@ -213,11 +223,28 @@ def export_models(trained: Trained, data: TrainingData, out_dir: str | Path) -> 
                                          "preprocessing": trained.anomaly_pre.parameters()}, sort_keys=True),
         }),
     }
+
+
+def write_models(models: dict, out_dir: Path) -> dict[str, Path]:
     paths = {}
     for kind, model in models.items():
         paths[kind] = out_dir / MODEL_FILES[kind]
         paths[kind].write_bytes(model.SerializeToString(deterministic=True))
     return paths
+
+
+def common_metadata(data: TrainingData, settings: TrainSettings, command: str) -> dict[str, str]:
+    """What every model of a run records: schema, features, the data (named
+    and pinned), date, seed and producer."""
+    return {
+        Meta.SCHEMA: SCHEMA_VERSION,
+        Meta.FEATURES: ",".join(FEATURES),
+        Meta.TRAINING_DATA: ",".join(src["name"] for src in data.sources),
+        Meta.TRAINING_SHA256: ",".join(src["sha256"] for src in data.sources),
+        Meta.TRAINING_DATE: training_date(),
+        Meta.SEED: str(settings.seed),
+        Meta.PRODUCER: f"sensor {__version__} {command}",
+    }
 
 
 def training_date() -> str:
@@ -311,6 +338,9 @@ def _anomaly_validation(score: np.ndarray, threshold: float, calibration: np.nda
     attack = data.category != NORMAL
     rows = calibration | attack
     flagged = score > threshold
+    if not attack.any():   # a site's own normal traffic (sensor learn): nothing to detect, only to let pass
+        return {"validation": "held-out normals of the site's own traffic",
+                "false_positive_rate": float(flagged[calibration].mean()), "calibration_rows": int(calibration.sum())}
     return {
         "validation": "held-out training normals vs training attacks",
         "false_positive_rate": float(flagged[calibration].mean()),
