@@ -91,3 +91,23 @@ def test_a_label_count_that_does_not_match_is_an_error(own, tmp_path):
 def test_train_without_data_says_what_to_give():
     out = subprocess.run([sys.executable, "-m", "sensor", "train"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and "--records RECORDS LABELS" in out.stderr
+
+
+def test_the_kdd_lab_set_keeps_the_contract_and_its_lab_data_is_reproducible(tmp_path):
+    """models/kdd-lab was trained on the KDD files and lab run 1's records;
+    replaying the run's capture (fixtures/lab/run-1) gives those records
+    byte for byte, so the set's data is named, pinned and reproducible."""
+    from sensor.datasets import file_sha256
+    from sensor.models.modelset import ModelSet
+
+    models = ModelSet.load(ROOT / "models" / "kdd-lab")
+    names = models.classifier.metadata[Meta.TRAINING_DATA].split(",")
+    digests = dict(zip(names, models.classifier.metadata[Meta.TRAINING_SHA256].split(","), strict=True))
+    assert names == ["kddcup.data_10_percent.gz", "KDDTrain+.txt.gz", "lab-run-1.records.jsonl"]
+    records = tmp_path / "lab-run-1.records.jsonl"
+    out = subprocess.run([sys.executable, "-m", "sensor", "replay", str(ROOT / "fixtures" / "lab" / "run-1" / "capture.pcap.gz"),
+                          "--no-alerts", "-q", "-o", str(records)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert file_sha256(records) == digests["lab-run-1.records.jsonl"]
+    for kind in ("autoencoder", "isolation_forest"):
+        assert getattr(models, kind).metadata[Meta.TRAINING_DATA] == models.classifier.metadata[Meta.TRAINING_DATA]
