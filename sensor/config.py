@@ -143,8 +143,18 @@ class Daemon(_Section):
     metrics: Annotated[str, msgspec.Meta(pattern=r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):[0-9]{1,5}$")] | None = "127.0.0.1:9750"
 
 
+class Learning(_Section):
+    """Learning mode of ``sensor run``: record the site's traffic for a
+    period, then fit the anomaly models to it (as ``sensor learn`` does)."""
+
+    seconds: Annotated[float, msgspec.Meta(ge=0)] = 0.0   # how long to record; 0: no learning
+    out: str | None = None                # the site's model set goes here (needs the training extra)
+    false_positive_rate: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 1e-4
+
+
 class SensorConfig(_Section):
     capture: Capture = Capture()
+    learning: Learning = Learning()
     daemon: Daemon = Daemon()
     timeouts: Timeouts = Timeouts()
     services: Services = Services()

@@ -82,6 +82,7 @@ class Daemon:
         self.background: BackgroundSink | None = None
         self.records = None
         self.sources: Sources | None = None
+        self.learning = None
         self._stop_metrics = None
 
     # -- start ---------------------------------------------------------------
@@ -101,8 +102,9 @@ class Daemon:
             self._stop_metrics = serve(config.daemon.metrics, self.sources) if config.daemon.metrics else None
             _import_before_dropping_root()
             user = drop_root(config.daemon.user, self._writable(config))
-        except (CaptureError, PrivilegeError, ValueError, OSError) as exc:
-            log.error(str(exc))
+        except (CaptureError, PrivilegeError, ValueError, OSError, ImportError) as exc:
+            log.error(str(exc) if not isinstance(exc, ImportError) else
+                      f"learning mode needs the training extra (pip install 'sensor[train]'): {exc.name} is missing")
             self._close_early()
             return EXIT_FAILED
         self._install_signals()
@@ -150,6 +152,11 @@ class Daemon:
             # unbuffered: each batch of records is one write, visible at once
             self.records = open(records, "ab", buffering=0)
             sinks.append(RecordWriter(self.records, "jsonl"))
+        if config.learning.seconds:
+            from sensor.learning import LearningPeriod
+
+            self.learning = LearningPeriod(config.learning)
+            sinks.append(self.learning)
         if config.alerts.enabled:
             from sensor.alerts.setup import build_detector
 
@@ -161,7 +168,8 @@ class Daemon:
     def _writable(self, config: SensorConfig) -> list[Path]:
         from sensor.alerts.setup import default_spool_dir
 
-        return [Path(config.alerts.spool_dir) if config.alerts.spool_dir else default_spool_dir()]
+        spool = Path(config.alerts.spool_dir) if config.alerts.spool_dir else default_spool_dir()
+        return [spool] + ([Path(config.learning.out)] if self.learning else [])
 
     def _close_early(self) -> None:
         if self._stop_metrics:
@@ -208,6 +216,8 @@ class Daemon:
                 self._start_reload(config)
             if self.flags.pending:
                 config = self._apply_reload(config, self.flags.pending.pop())
+            if self.learning:
+                self.learning.tick()
             watchdog.beat()
         self._shutdown(pipeline)
 
@@ -260,7 +270,7 @@ class Daemon:
         notify("READY=1")
         if loaded is None:
             return running
-        later = [name for name in ("capture", "daemon", "timeouts", "services", "traffic", "content", "limits")
+        later = [name for name in ("capture", "daemon", "learning", "timeouts", "services", "traffic", "content", "limits")
                  if getattr(loaded.config, name) != getattr(running, name)]
         if later:
             log.warning("these sections changed and take effect on restart", sections=later)

@@ -273,3 +273,23 @@ def test_systemd_notify_protocol_ready_watchdog_reload_stopping(lab, tmp_path):
     until("STOPPING=1")
     assert proc.wait(30) == 0
     listener.close()
+
+
+@live
+def test_learning_mode_records_a_period_then_writes_the_sites_models(lab, tmp_path):
+    """learning.seconds: the daemon records the site's connections for the
+    period, then fits its anomaly models off the packet loop and says where
+    they are; it keeps running on the models it has."""
+    from sensor.models.modelset import ModelSet
+
+    out = lab.dir / "site-models"
+    sensor = netlab.Sensor(lab, f"learning:\n  seconds: 3\n  out: {out}\n  false_positive_rate: 0.05\n"
+                                "timeouts:\n  tcp_close: 0.2\ncapture:\n  expire_seconds: 0.1\n")
+    lab.replay(FTP)
+    learned = sensor.wait_for("learned the site's models; set alerts.models to use them and reload", timeout=120)
+    assert learned["connections"] == 30 and learned["models"] == str(out)
+    assert sensor.proc.poll() is None
+    assert sensor.stop() == 0
+    models = ModelSet.load(out)
+    assert models.autoencoder.metadata["training_data"] == "learning.jsonl"
+    assert len((out / "learning.jsonl").read_text().splitlines()) == 30
