@@ -83,6 +83,13 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def is_records(path: str | Path) -> bool:
+    """Whether a file holds the JSONL records of ``sensor replay``/``run``
+    (rather than a capture or a KDD-format file)."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"{"
+
+
 def load_records(path: str | Path) -> tuple[np.ndarray, list[dict]]:
     """The 41 features (KDD_DTYPE rows) of ``sensor replay``'s JSONL
     records, with the records themselves (for joining with labels)."""

@@ -7,6 +7,8 @@ missing tool fails the run loudly instead of skipping tests.
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -41,3 +43,15 @@ class KeepRecords:
 
     def close(self):
         pass
+
+
+_LABS = itertools.count()
+
+
+@pytest.fixture
+def lab():
+    """A private network namespace with a veth pair (netlab.py), torn down after the test."""
+    import netlab
+
+    with netlab.VethLab(f"sensor-test-{os.getpid()}-{next(_LABS)}") as veth:
+        yield veth

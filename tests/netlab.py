@@ -89,6 +89,18 @@ class VethLab:
         self._procs.append(proc)
         return proc
 
+    def metrics(self, address: str = "127.0.0.1:9750") -> dict[str, float]:
+        """The samples of a sensor's Prometheus endpoint, read from inside the
+        namespace (it binds the namespace's loopback); empty if it is not up."""
+        fetch = ("import sys, urllib.request; "
+                 f"sys.stdout.write(urllib.request.urlopen('http://{address}/metrics').read().decode())")
+        samples = {}
+        for line in self.run(sys.executable, "-c", fetch, check=False).stdout.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        return samples
+
     def replay(self, capture: Path, pps: int = 2000, loops: int = 1) -> None:
         """Send a capture's frames into the inject end at a fixed rate, or
         as fast as tcpreplay can (pps 0), ``loops`` times over."""

@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import jsonschema
 import numpy as np

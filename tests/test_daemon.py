@@ -4,7 +4,6 @@ Live traffic runs in a private namespace (see netlab.py)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import pwd
@@ -20,15 +19,9 @@ from test_live import replay_records, untimed
 
 CAPTURES = SHARED / "pcaps"
 FTP = CAPTURES / "zeek__ftp-bruteforce.pcap"
-_LABS = itertools.count()
 
 live = pytest.mark.skipif(netlab.available() is not None, reason=str(netlab.available()))
 
-
-@pytest.fixture
-def lab():
-    with netlab.VethLab(f"sensor-daemon-{os.getpid()}-{next(_LABS)}") as lab:
-        yield lab
 
 
 def first_packets(capture, n: int, out):

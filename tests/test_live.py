@@ -13,9 +13,7 @@ features) and the alerts must equal a replay of the original file.
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import signal
 import subprocess
 import time
@@ -32,15 +30,9 @@ CAPTURES = SHARED / "pcaps"
 PARITY = ["zeek__ftp-bruteforce.pcap", "zeek__nmap-vsn.pcap", "zeek__wikipedia.pcap", "ppa__dns.cap",
           "evilfingers__nmap_FIN_SCAN.pcap"]
 # what a fixed replay rate changes: the clock, and the features read off it
-_LABS = itertools.count()
 TIMED = {"ts", "duration", "count", "srv_count", "serror_rate", "srv_serror_rate", "rerror_rate",
          "srv_rerror_rate", "same_srv_rate", "diff_srv_rate", "srv_diff_host_rate"}
 
-
-@pytest.fixture
-def lab():
-    with netlab.VethLab(f"sensor-test-{os.getpid()}-{next(_LABS)}") as lab:
-        yield lab
 
 
 def replay_records(capture: Path, *args: str) -> list[dict]:

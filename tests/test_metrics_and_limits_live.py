@@ -3,12 +3,9 @@ flood of spoofed sources (a private namespace, see netlab.py)."""
 
 from __future__ import annotations
 
-import itertools
-import os
 import random
 import re
 import struct
-import sys
 import time
 
 import pytest
@@ -17,36 +14,18 @@ import netlab
 from conftest import SHARED
 
 pytestmark = pytest.mark.skipif(netlab.available() is not None, reason=str(netlab.available()))
-_LABS = itertools.count()
 FTP = SHARED / "pcaps" / "zeek__ftp-bruteforce.pcap"
 
-
-@pytest.fixture
-def lab():
-    with netlab.VethLab(f"sensor-metrics-{os.getpid()}-{next(_LABS)}") as lab:
-        yield lab
-
-
-def scrape(lab: netlab.VethLab) -> dict[str, float]:
-    """The endpoint's samples, read from inside the namespace (it binds its loopback)."""
-    fetch = "import urllib.request, sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:9750/metrics').read().decode())"
-    out = lab.run(sys.executable, "-c", fetch).stdout
-    samples = {}
-    for line in out.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
 
 
 def test_metrics_serve_the_counters_and_they_move_with_traffic(lab):
     sensor = netlab.Sensor(lab, "timeouts:\n  tcp_close: 0.2\n")
-    before = scrape(lab)
+    before = lab.metrics()
     lab.replay(FTP)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and scrape(lab).get("sensor_records_total", 0) < 30:
+    while time.monotonic() < deadline and lab.metrics().get("sensor_records_total", 0) < 30:
         time.sleep(0.2)
-    after = scrape(lab)
+    after = lab.metrics()
     iface = f'{{interface="{lab.sniff}"}}'
     assert before[f"sensor_packets_total{iface}"] == 0
     assert after[f"sensor_packets_total{iface}"] == 606
@@ -91,7 +70,7 @@ def test_a_spoofed_flood_stays_within_the_memory_budget_evicts_and_alerts(lab, t
                                 "capture:\n  ring_mb: 64\n")
     lab.replay(flood, pps=50_000)
     time.sleep(1.0)
-    metrics = scrape(lab)
+    metrics = lab.metrics()
     status = open(f"/proc/{sensor.proc.pid}/status").read()
     peak_kb = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
     assert sensor.stop() == 0

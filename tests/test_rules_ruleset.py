@@ -15,7 +15,7 @@ from craft import records
 
 from sensor.config import SensorConfig
 from sensor.replay import replay
-from sensor.rules import RuleError, RuleErrors, batch_columns, check_rules, load_rules, parse_condition
+from sensor.rules import RuleError, RuleErrors, batch_columns, load_rules, parse_condition
 from sensor.rules.check import main
 
 RULES = FIXTURES / "rules"

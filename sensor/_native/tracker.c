@@ -825,20 +825,39 @@ static int out_reserve(tracker_t *tr, size_t n)
     return 0;
 }
 
+/* Move one finished record from its ring slot to out. */
+static int release_slot(tracker_t *tr, size_t slot)
+{
+    if (out_reserve(tr, 1) < 0)
+        return -1;
+    tr->out[tr->n_out++] = tr->ring[slot];
+    tr->ring_ready[slot] = 0;
+    tr->held--;
+    return 0;
+}
+
 /* Move consecutive finished records, oldest first, from the ring to out. */
 static int release_ready(tracker_t *tr)
 {
     size_t mask = tr->ring_cap - 1;
     while (tr->held && tr->ring_ready[tr->release_next & mask]) {
-        if (out_reserve(tr, 1) < 0)
+        if (release_slot(tr, tr->release_next & mask) < 0)
             return -1;
-        size_t slot = tr->release_next & mask;
-        tr->out[tr->n_out++] = tr->ring[slot];
-        tr->ring_ready[slot] = 0;
-        tr->held--;
         tr->release_next++;
     }
     return 0;
+}
+
+/* Stop waiting for the connections older than `order` that are still
+   open (they will be released late): release the finished records before
+   it in start order, then every consecutive finished one from it on. */
+static int release_up_to(tracker_t *tr, uint64_t order)
+{
+    size_t mask = tr->ring_cap - 1;
+    for (; tr->release_next < order; tr->release_next++)
+        if (tr->ring_ready[tr->release_next & mask] && release_slot(tr, tr->release_next & mask) < 0)
+            return -1;
+    return release_ready(tr);
 }
 
 static int ring_grow(tracker_t *tr)
@@ -904,8 +923,7 @@ static conn_t *slot_for(tracker_t *tr, uint64_t order)
         }
         /* The ring is at its limit behind a long-open connection: stop
            waiting for it and release what finished after it. */
-        tr->release_next++;
-        if (release_ready(tr) < 0)
+        if (release_up_to(tr, tr->release_next + 1) < 0)
             return NULL;
     }
     size_t slot = order & (tr->ring_cap - 1);
@@ -921,25 +939,13 @@ static conn_t *slot_for(tracker_t *tr, uint64_t order)
    late when they end (their windows approximate, counted in released_late). */
 static int release_held(tracker_t *tr)
 {
-    size_t mask = tr->ring_cap - 1;
     while (tr->wait_len) {
         struct waiting *w = tr->waiting + tr->wait_head;
-        if (w->order >= tr->release_next && tr->now - w->since < tr->hold_ns)
+        int waiting = w->order >= tr->release_next;   /* not released yet */
+        if (waiting && tr->now - w->since < tr->hold_ns)
             break;
-        if (w->order >= tr->release_next) {
-            for (; tr->release_next < w->order; tr->release_next++) {
-                size_t slot = tr->release_next & mask;
-                if (!tr->ring_ready[slot])
-                    continue;
-                if (out_reserve(tr, 1) < 0)
-                    return -1;
-                tr->out[tr->n_out++] = tr->ring[slot];
-                tr->ring_ready[slot] = 0;
-                tr->held--;
-            }
-            if (release_ready(tr) < 0)
-                return -1;
-        }
+        if (waiting && release_up_to(tr, w->order) < 0)
+            return -1;
         tr->wait_head = (tr->wait_head + 1) % tr->wait_cap;
         tr->wait_len--;
     }

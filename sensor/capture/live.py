@@ -90,9 +90,9 @@ class LiveCapture:
         self.interfaces = list(dict.fromkeys(interfaces))
         self.ring = ring
         self.rings: dict[str, _fastpath.Ring] = {}
+        code = compile_filter(bpf_filter, snaplen=snaplen or 65535) if bpf_filter else b""
         try:
             for name in self.interfaces:
-                code = compile_filter(bpf_filter, snaplen=snaplen or 65535) if bpf_filter else b""
                 try:
                     self.rings[name] = _fastpath.Ring(name, snaplen, promiscuous, code, ring.block_bytes,
                                                       ring.blocks, ring.block_timeout_ms)

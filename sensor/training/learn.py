@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sensor.datasets import file_sha256, load_records
+from sensor.datasets import file_sha256, is_records, load_records
 from sensor.evaluation.metrics import NORMAL
 from sensor.features.kdd import KDD_DTYPE
 from sensor.models.modelset import MODEL_FILES
@@ -37,9 +37,7 @@ def site_data(inputs: list[str | Path], config=None) -> TrainingData:
     replayed; JSONL records are read), all labelled normal."""
     parts, sources = [], []
     for path in map(Path, inputs):
-        with open(path, "rb") as f:
-            is_records = f.read(1) == b"{"
-        rows = load_records(path)[0] if is_records else _replay_features(path, config)
+        rows = load_records(path)[0] if is_records(path) else _replay_features(path, config)
         parts.append(rows)
         sources.append({"name": path.name, "sha256": file_sha256(path), "rows": len(rows)})
     features = np.concatenate(parts) if parts else np.zeros(0, KDD_DTYPE)

@@ -27,7 +27,7 @@ import numpy as np
 
 from sensor import __version__
 from sensor._logging import get_logger
-from sensor.datasets import file_sha256, load_kdd, load_records, load_row_labels
+from sensor.datasets import file_sha256, is_records, load_kdd, load_records, load_row_labels
 from sensor.evaluation.metrics import NORMAL
 from sensor.features.kdd import KDD_DTYPE
 from sensor.models.categories import CATEGORIES, categories_of
@@ -94,9 +94,7 @@ def _labelled_records(records: Path, labels: Path) -> tuple[np.ndarray, np.ndarr
     labels file, or a ``--format kdd`` file with one label a line."""
     from sensor.labels import label_records, read_labels
 
-    with open(records, "rb") as f:
-        jsonl = f.read(1) == b"{"
-    if jsonl:
+    if is_records(records):
         rows, parsed = load_records(records)
         return rows, np.array([label for label, _ in label_records(parsed, read_labels(labels))], dtype=str)
     data = load_kdd(records)
