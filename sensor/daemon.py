@@ -155,7 +155,7 @@ class Daemon:
         if config.learning.seconds:
             from sensor.learning import LearningPeriod
 
-            self.learning = LearningPeriod(config.learning)
+            self.learning = LearningPeriod(config.learning, config.alerts.models)
             sinks.append(self.learning)
         if config.alerts.enabled:
             from sensor.alerts.setup import build_detector
@@ -260,7 +260,7 @@ class Daemon:
 
                 loaded.rules = load_ruleset(list(config.alerts.rules))
                 loaded.models = load_models(config.alerts.models, required=loaded.rules.uses_models)
-        except (ConfigError, ValueError) as exc:
+        except (ConfigError, ValueError, OSError) as exc:   # OSError: a file the sensor's user cannot read
             log.error("reload refused; the running configuration stays", error=str(exc))
             self.flags.pending.append(None)
             return

@@ -5,7 +5,7 @@ For ``learning.seconds`` after start, every connection record is written
 as JSONL to ``<learning.out>/learning.jsonl``.  Then a helper thread fits
 the autoencoder and isolation forest to those records, calibrating at
 ``learning.false_positive_rate``, and writes a complete model set to
-``learning.out``.  The daemon keeps running on its current models: an
+``learning.out`` (with the classifier of the set the daemon runs).  The daemon keeps running on its current models: an
 admin who is content with the result sets ``alerts.models`` to that
 directory and reloads.
 """
@@ -26,12 +26,13 @@ log = get_logger("sensor.learning")
 class LearningPeriod:
     """A record sink for the period, then one learning run."""
 
-    def __init__(self, settings: Learning) -> None:
+    def __init__(self, settings: Learning, base_models: str | None = None) -> None:
         if not settings.out:
             raise ValueError("learning.seconds is set: learning.out must name the directory for the site's models")
         _import_learning()   # fail at start, not after the period; and before root is dropped
 
         self.settings = settings
+        self.base_models = base_models      # the set the daemon runs; its classifier joins the site's models
         self.out = Path(settings.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.records = self.out / "learning.jsonl"
@@ -75,7 +76,7 @@ class LearningPeriod:
             data = site_data([self.records])
             # one core: the other belongs to capture and detection
             settings = replace(TrainSettings(), false_positive_rate=self.settings.false_positive_rate, jobs=1)
-            paths = learn(data, self.out, default_models_dir(), settings)
+            paths = learn(data, self.out, self.base_models or default_models_dir(), settings)
         except Exception as exc:  # noqa: BLE001 - whatever goes wrong, the daemon goes on and says so
             log.error("learning failed; the running models stay", error=f"{type(exc).__name__}: {exc}")
             return

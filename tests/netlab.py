@@ -89,6 +89,17 @@ class VethLab:
         self._procs.append(proc)
         return proc
 
+    @property
+    def models(self) -> Path:
+        """A copy of the shipped model set the sensor can still read after
+        dropping to nobody (a checkout may sit in a directory only root reads)."""
+        copy = self.dir / "models"
+        if not copy.exists():
+            copy.mkdir()
+            for model in (ROOT / "models").glob("*.onnx"):
+                shutil.copyfile(model, copy / model.name)
+        return copy
+
     def metrics(self, address: str = "127.0.0.1:9750") -> dict[str, float]:
         """The samples of a sensor's Prometheus endpoint, read from inside the
         namespace (it binds the namespace's loopback); empty if it is not up."""

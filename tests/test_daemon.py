@@ -125,7 +125,7 @@ def test_capture_filter_is_applied_in_the_kernel(lab, tmp_path):
 def test_sighup_keeps_the_old_rules_on_a_broken_file_and_takes_a_good_one(lab, tmp_path):
     rules = lab.dir / "rules.yaml"
     rules.write_text(_RULE.format(id="ftp-seen", condition="service == ftp"))
-    sensor = netlab.Sensor(lab, f"alerts:\n  rules: [{rules}]\n  models: {ROOT / 'models'}\n"
+    sensor = netlab.Sensor(lab, f"alerts:\n  rules: [{rules}]\n  models: {lab.models}\n"
                                 "timeouts:\n  tcp_close: 0.5\ncapture:\n  expire_seconds: 0.1\n")
     first, second = first_packets(FTP, 300, tmp_path / "a.pcap"), last_packets(FTP, 300, tmp_path / "b.pcap")
     lab.replay(first)
@@ -277,6 +277,7 @@ def test_learning_mode_records_a_period_then_writes_the_sites_models(lab, tmp_pa
 
     out = lab.dir / "site-models"
     sensor = netlab.Sensor(lab, f"learning:\n  seconds: 3\n  out: {out}\n  false_positive_rate: 0.05\n"
+                                f"alerts:\n  models: {lab.models}\n"
                                 "timeouts:\n  tcp_close: 0.2\ncapture:\n  expire_seconds: 0.1\n")
     lab.replay(FTP)
     learned = sensor.wait_for("learned the site's models; set alerts.models to use them and reload", timeout=120)
@@ -286,3 +287,16 @@ def test_learning_mode_records_a_period_then_writes_the_sites_models(lab, tmp_pa
     models = ModelSet.load(out)
     assert models.autoencoder.metadata["training_data"] == "learning.jsonl"
     assert len((out / "learning.jsonl").read_text().splitlines()) == 30
+
+
+@live
+def test_a_file_the_sensors_user_cannot_read_refuses_the_reload_and_keeps_running(lab):
+    rules = lab.dir / "rules.yaml"
+    rules.write_text(_RULE.format(id="ftp-seen", condition="service == ftp"))
+    sensor = netlab.Sensor(lab, f"alerts:\n  rules: [{rules}]\n  models: {lab.models}\n")
+    rules.chmod(0o600)   # root's only: the daemon runs as nobody by now
+    sensor.proc.send_signal(signal.SIGHUP)
+    refused = sensor.wait_for("reload refused; the running configuration stays")
+    assert "Permission denied" in refused["error"]
+    assert sensor.proc.poll() is None
+    assert sensor.stop() == 0
