@@ -741,7 +741,12 @@ static int64_t flow_deadline(const tracker_t *tr, const flow_t *f)
 {
     const timeouts_t *to = &tr->to;
     if (f->proto == 6) {
-        int64_t d = later(f->ts_last, f->left_handshake ? to->tcp_inactivity : to->tcp_handshake);
+        /* Zeek calls SYN + SYN-ACK established (S1), but an originator that
+           has sent nothing after its SYN never finished the handshake: the
+           half-open connections of a SYN flood on a SYN-cookie victim idle
+           out on the handshake timer, not the five-minute one */
+        int half_open = (f->hist_seen & 0xFFFF) == H_SYN;
+        int64_t d = later(f->ts_last, f->left_handshake && !half_open ? to->tcp_inactivity : to->tcp_handshake);
         uint8_t os = f->ep[0].state, rs = f->ep[1].state;
         if ((os == EP_SYN_SENT || os == EP_SYN_ACK_SENT) && rs == EP_INACTIVE && f->attempt_ts >= 0)
             d = min64(d, later(f->attempt_ts, to->tcp_attempt));
