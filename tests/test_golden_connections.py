@@ -56,6 +56,27 @@ def test_s1_established_not_closed(tmp_path):
           kdd_flag="S1", kdd_src_bytes=18, kdd_dst_bytes=100)
 
 
+def test_syn_answered_and_never_acknowledged_ends_on_the_handshake_timer(tmp_path):
+    """S1 with history Sh (a SYN-cookie victim's half of a SYN flood):
+    the originator sent nothing after its SYN, so the connection idles
+    out after timeouts.tcp_handshake (60 s), not the 5-minute inactivity
+    timer of an established one.  The client's late ACK is a new record."""
+    c = Conversation()
+    c.c("S", 0.0)
+    c.s("SA", 0.01)
+    c.c("A", 70.0)
+    first, late = run(tmp_path, c.packets)
+    check(first, conn_state="S1", history="Sh", duration=0.01, orig_pkts=1, resp_pkts=1)
+    check(late, history="A", orig_pkts=1, resp_pkts=0)
+
+
+def test_acknowledged_handshake_keeps_the_inactivity_timer(tmp_path):
+    c = Conversation()
+    t = c.handshake()
+    c.c("PA", 70.0, REQUEST)
+    check(only(run(tmp_path, c.packets)), conn_state="S1", history="ShAD", orig_pkts=3, resp_pkts=1)
+
+
 def test_sf_excludes_final_ack_from_duration(tmp_path):
     c = Conversation()
     t = c.handshake()  # 0.00 .. 0.02
