@@ -58,10 +58,14 @@ def ssh_session(lab: Topology, actor: str, work: Path, short: bool) -> None:
                 timeout=20)
 
 
-def telnet_session(lab: Topology, actor: str, work: Path, short: bool) -> None:
-    script = work / "telnet.exp"
-    # after the login, "Last login: ... from ..." contains "login:" too; this
-    # script reads the login prompt once, before it (pitfall 9)
+TELNET_SCRIPT = "telnet.exp"
+
+
+def write_telnet_script(work: Path) -> Path:
+    """A login, a command, a logout.  After the login, "Last login: ... from
+    ..." contains "login:" too; the script reads the login prompt once,
+    before it (pitfall 9)."""
+    script = work / TELNET_SCRIPT
     script.write_text(f"""set timeout 15
 spawn telnet {SERVER}
 expect "login: "
@@ -74,7 +78,11 @@ expect -re {{\\$ $}}
 send "exit\\r"
 expect eof
 """)
-    lab.run(actor, "expect", str(script), timeout=30)
+    return script
+
+
+def telnet_session(lab: Topology, actor: str, work: Path, short: bool) -> None:
+    lab.run(actor, "expect", str(write_telnet_script(work)), timeout=30)
 
 
 def dns(lab: Topology, actor: str, work: Path, short: bool) -> None:
@@ -202,8 +210,7 @@ def phases() -> list[Phase]:
     per source (or pair), and phases from one host would merge into one."""
     client = ("client", 20)
     normal = (f"{SUBNET}.20", SERVER)
-    sweep_net = f"{SUBNET}.0/24"
-    reflectors = tuple(f"{SUBNET}.{d}" for d in DECOYS)
+    decoys = tuple(f"{SUBNET}.{d}" for d in DECOYS)
 
     def attack(name: str, octet: int, label: str, category: str, run, parties=None) -> Phase:
         return Phase(name, label, category, (name, octet), parties or (f"{SUBNET}.{octet}", SERVER), run)
@@ -216,16 +223,19 @@ def phases() -> list[Phase]:
         Phase("telnet", "normal", "normal", client, normal, telnet_session),
         Phase("dns", "normal", "normal", client, normal, dns),
         Phase("ping", "normal", "normal", client, normal, ping),
-        attack("ipsweep", 66, "ipsweep", "probe", ipsweep, (f"{SUBNET}.66", sweep_net)),
+        attack("ipsweep", 66, "ipsweep", "probe", ipsweep, (f"{SUBNET}.66", *decoys)),
         attack("portsweep", 71, "portsweep", "probe", portsweep),
-        attack("slow-scan", 68, "portsweep", "probe", slow_scan),
-        attack("satan", 69, "satan", "probe", satan),
         attack("neptune", 67, "neptune", "dos", neptune),
         # spoofed: the packets carry the victim's and the reflectors' addresses only
-        attack("smurf", 72, "smurf", "dos", smurf, (SERVER, *reflectors)),
+        attack("smurf", 72, "smurf", "dos", smurf, (SERVER, *decoys)),
         attack("land", 73, "land", "dos", land, (SERVER,)),
         attack("teardrop", 74, "teardrop", "dos", teardrop),
         attack("pod", 75, "pod", "dos", pod),
+        # the long probes after the floods: an alert on UDP records (teardrop)
+        # waits for the UDP idle timer, and a live sensor should still be
+        # running when it comes
+        attack("slow-scan", 68, "portsweep", "probe", slow_scan),
+        attack("satan", 69, "satan", "probe", satan),
         attack("guess-ftp", 76, "guess_passwd", "r2l", guess_ftp),
         attack("guess-ssh", 77, "guess_passwd", "r2l", guess_ssh),
         attack("guess-telnet", 78, "guess_passwd", "r2l", guess_telnet),

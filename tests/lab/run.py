@@ -2,10 +2,12 @@
 """Run the traffic lab: real servers and real attack tools in network
 namespaces, captured on a mirror port into a labelled pcap.
 
-    sudo python tests/lab/run.py OUT_DIR [--short] [--phases web,neptune,...]
+    sudo python tests/lab/run.py OUT_DIR [--short] [--live] [--phases web,neptune,...]
 
 Writes OUT_DIR/capture.pcap and OUT_DIR/labels.jsonl (one line per phase:
-its window, parties, KDD label and category).  --short is the variant
+its window, parties, KDD label and category); with --live, also the
+alerts of a live sensor on the mirror port, stamped with the time each
+appeared (OUT_DIR/live-alerts.jsonl).  --short is the variant
 the tests run (under three minutes).  Needs root and the packages
 tests/lab/install.sh installs.  Everything stays inside the lab's
 namespaces, and teardown runs on success, error and interrupt.
@@ -26,9 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from live_sensor import LiveSensor  # noqa: E402
 from phases import DECOYS, phases, run_phase  # noqa: E402
 from services import start_servers  # noqa: E402
 from topology import Topology  # noqa: E402
+from workday import Workday  # noqa: E402
 
 TOOLS = ["ip", "tc", "ethtool", "tcpdump", "ping", "nginx", "vsftpd", "/usr/sbin/sshd", "/usr/sbin/inetd",
          "/usr/sbin/telnetd", "dnsmasq", "curl", "sshpass", "telnet", "expect", "dig", "nmap", "hping3", "hydra",
@@ -44,7 +48,7 @@ def build(prefix: str, work: Path, short: bool) -> Topology:
     lab = Topology(prefix)
     lab.create_bridge()
     lab.add_host("server", 10)
-    for name, octet in dict.fromkeys(phase.actor for phase in phases()):
+    for name, octet in [*dict.fromkeys(phase.actor for phase in phases()), *Workday.hosts()]:
         lab.add_host(name, octet)
     for octet in list(DECOYS)[: SHORT_DECOYS if short else None]:
         decoy = lab.add_host(f"decoy{octet}", octet)
@@ -54,8 +58,10 @@ def build(prefix: str, work: Path, short: bool) -> Topology:
     return lab
 
 
-def run(out: Path, short: bool, only: set[str] | None = None, prefix: str | None = None) -> list[dict]:
-    """Run the lab into ``out``; returns the phase labels."""
+def run(out: Path, short: bool, only: set[str] | None = None, prefix: str | None = None,
+        live: bool = False) -> list[dict]:
+    """Run the lab into ``out``; returns the phase labels.  ``live`` also
+    runs ``sensor run`` on the mirror port (live_sensor.py)."""
     if os.geteuid() != 0:
         raise SystemExit("the lab needs root (network namespaces)")
     if missing_tools():
@@ -74,15 +80,26 @@ def run(out: Path, short: bool, only: set[str] | None = None, prefix: str | None
         capture = out / "capture.pcap"
         tcpdump = lab.start(lab.bridge_ns, "tcpdump", "-i", "span1", "-w", str(capture), "-U", "-s", "0", "-Z", "root",
                             "--time-stamp-precision=nano", log=work / "tcpdump.log")
+        sensor = LiveSensor(lab, work, out) if live else None
+        if sensor:
+            sensor.start()
         time.sleep(1.5)
-        for phase in phases():
-            if only and phase.name not in only:
-                continue
-            labels.append(run_phase(lab, phase, work, short))
-            print(f"lab: {phase.name:14} {labels[-1]['end'] - labels[-1]['start']:6.1f} s", file=sys.stderr)
+        workday = Workday(lab, work)
+        workday.start()
+        try:
+            for phase in phases():
+                if only and phase.name not in only:
+                    continue
+                labels.append(run_phase(lab, phase, work, short))
+                print(f"lab: {phase.name:14} {labels[-1]['end'] - labels[-1]['start']:6.1f} s", file=sys.stderr)
+        finally:
+            labels.append(workday.stop())
+        print(f"lab: workday        {sum(workday.actions)} actions by {len(workday.actions)} users", file=sys.stderr)
         time.sleep(1.0)
         tcpdump.send_signal(signal.SIGTERM)
         tcpdump.wait(10)
+        if sensor and sensor.stop():
+            raise RuntimeError(f"the lab's live sensor failed; see {sensor.log}")
         (out / "labels.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in labels))
     finally:
         lab.teardown()
@@ -97,9 +114,11 @@ def main() -> int:
     ap.add_argument("out", type=Path)
     ap.add_argument("--short", action="store_true", help="the test variant: fewer repetitions and decoys")
     ap.add_argument("--phases", help="comma-separated phase names (default: all)")
+    ap.add_argument("--live", action="store_true",
+                    help="also run `sensor run` on the mirror port: OUT/live-alerts.jsonl, stamped with arrival times")
     args = ap.parse_args()
     started = time.monotonic()
-    labels = run(args.out, args.short, set(args.phases.split(",")) if args.phases else None)
+    labels = run(args.out, args.short, set(args.phases.split(",")) if args.phases else None, live=args.live)
     print(f"lab: {len(labels)} phases in {time.monotonic() - started:.0f} s -> {args.out}", file=sys.stderr)
     return 0
 

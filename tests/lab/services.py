@@ -11,6 +11,8 @@ from pathlib import Path
 from topology import Topology, sh
 
 USER, PASSWORD = "labuser", "lab-Secret-42"
+# the site the workday's users browse: pages of a few hundred bytes to ~60 KB
+PAGES = [f"/site/page{i:02d}.html" for i in range(30)]
 
 
 def start_servers(lab: Topology, work: Path) -> None:
@@ -31,6 +33,10 @@ def _web(lab: Topology, ns: str, ip: str, work: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "index.html").write_text("<html><body>lab web server</body></html>\n" * 20)
     (root / "big.bin").write_bytes(bytes(range(256)) * 400)
+    (root / "site").mkdir(exist_ok=True)
+    for i, page in enumerate(PAGES):
+        size = 300 + (i * 7919) % 60000          # spread over the range, the same every run
+        (root / page.lstrip("/")).write_text(("<p>lab page %02d</p>\n" % i) * (size // 19))
     conf = work / "nginx.conf"
     conf.write_text(f"""daemon off;
 user nobody nogroup;
