@@ -94,8 +94,8 @@ def test_train_without_data_says_what_to_give():
 
 
 def test_the_kdd_lab_set_keeps_the_contract_and_its_lab_data_is_reproducible(tmp_path):
-    """models/kdd-lab was trained on the KDD files and lab run 1's records;
-    replaying the run's capture (fixtures/lab/run-1) gives those records
+    """models/kdd-lab was trained on the KDD files and lab run 2's records;
+    replaying the run's capture (fixtures/lab/run-2) gives those records
     byte for byte, so the set's data is named, pinned and reproducible."""
     from sensor.datasets import file_sha256
     from sensor.models.modelset import ModelSet
@@ -103,11 +103,11 @@ def test_the_kdd_lab_set_keeps_the_contract_and_its_lab_data_is_reproducible(tmp
     models = ModelSet.load(ROOT / "models" / "kdd-lab")
     names = models.classifier.metadata[Meta.TRAINING_DATA].split(",")
     digests = dict(zip(names, models.classifier.metadata[Meta.TRAINING_SHA256].split(","), strict=True))
-    assert names == ["kddcup.data_10_percent.gz", "KDDTrain+.txt.gz", "lab-run-1.records.jsonl"]
-    records = tmp_path / "lab-run-1.records.jsonl"
-    out = subprocess.run([sys.executable, "-m", "sensor", "replay", str(ROOT / "fixtures" / "lab" / "run-1" / "capture.pcap.gz"),
+    assert names == ["kddcup.data_10_percent.gz", "KDDTrain+.txt.gz", "lab-run-2.records.jsonl"]
+    records = tmp_path / "lab-run-2.records.jsonl"
+    out = subprocess.run([sys.executable, "-m", "sensor", "replay", str(ROOT / "fixtures" / "lab" / "run-2" / "capture.pcap.gz"),
                           "--no-alerts", "-q", "-o", str(records)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert file_sha256(records) == digests["lab-run-1.records.jsonl"]
+    assert file_sha256(records) == digests["lab-run-2.records.jsonl"]
     for kind in ("autoencoder", "isolation_forest"):
         assert getattr(models, kind).metadata[Meta.TRAINING_DATA] == models.classifier.metadata[Meta.TRAINING_DATA]
