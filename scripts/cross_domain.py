@@ -52,12 +52,11 @@ def prepare(run: Path) -> tuple[Path, Path]:
     records, kdd = run / "records.jsonl", run / "records.kdd"
     sensor("replay", str(run / "capture.pcap"), "--no-alerts", "-q", "-o", str(records))
     sensor("replay", str(run / "capture.pcap"), "--no-alerts", "-q", "-o", str(kdd), "--format", "kdd")
-    parsed = [json.loads(line) for line in records.read_text().splitlines()]
-    labels = [label for label, _ in label_records(parsed, read_labels(run / "labels.jsonl"))]
+    lines = records.read_text().splitlines()
+    labels = [label for label, _ in label_records([json.loads(line) for line in lines], read_labels(run / "labels.jsonl"))]
     rows = kdd.read_text().splitlines()
     labelled = run / "labelled.kdd"
     labelled.write_text("".join(f"{row},{label}.\n" for row, label in zip(rows, labels, strict=True)))
-    lines = records.read_text().splitlines()
     (run / "normal.jsonl").write_text("".join(line + "\n" for line, label in zip(lines, labels) if label == "normal"))
     return records, labelled
 

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from sensor import __version__
 from sensor._logging import configure as configure_logging
-from sensor.config import ConfigError, SensorConfig, load_config
+from sensor.config import ConfigError, Learning, SensorConfig, load_config
 from sensor.background import BackgroundSink
 from sensor.output import RECORD_FORMATS, RecordWriter
 from sensor.report import ProgressBar, render_summary
@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     le.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="captures of the site, or JSONL records written by sensor run -o / sensor replay -o")
     le.add_argument("-o", "--out", required=True, metavar="DIR", help="where the site's model set goes")
-    le.add_argument("--fpr", type=float, default=1e-4, metavar="RATE",
+    le.add_argument("--fpr", type=float, default=Learning().false_positive_rate, metavar="RATE",
                     help="share of the site's normal connections the thresholds let through (default %(default)g: "
                          "1 alert per 10,000)")
     le.add_argument("--base", metavar="DIR", help="model set whose classifier is kept (default: the shipped models/)")

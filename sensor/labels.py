@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 SLACK = 2.0   # seconds after a phase's end that still count as the phase
@@ -75,8 +76,6 @@ def label_records(records: list[dict], labels: list[PhaseLabel]) -> list[tuple[s
 
 def alerts_by_phase(alerts: list[dict], labels: list[PhaseLabel]) -> dict[str, list[dict]]:
     """Each episode's first emission, filed under the phase it belongs to."""
-    from datetime import datetime
-
     first: dict[str, dict] = {}
     for a in alerts:
         first.setdefault(a["id"], a)

@@ -29,9 +29,6 @@ from sensor.models.modelset import MODEL_FILES
 from sensor.training.train import (Trained, TrainingData, TrainSettings, write_models, anomaly_models, common_metadata,
                                    fit_anomaly, holdout_mask)
 
-DEFAULT_FPR = 1e-4
-
-
 def site_data(inputs: list[str | Path], config=None) -> TrainingData:
     """The 41 features of every connection in the inputs (captures are
     replayed; JSONL records are read), all labelled normal."""

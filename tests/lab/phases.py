@@ -39,23 +39,31 @@ def web(lab: Topology, actor: str, work: Path, short: bool) -> None:
         lab.run(actor, "curl", "-s", "-o", "/dev/null", f"http://{SERVER}{path}", timeout=10)
 
 
+def ftp_fetch(lab: Topology, host: str, active: bool) -> None:
+    """One FTP login and download; active mode has the server connect back."""
+    port = ["--ftp-port", lab.hosts[host].ip] if active else []
+    lab.run(host, "curl", "-s", "-o", "/dev/null", *port, f"ftp://{USER}:{PASSWORD}@{SERVER}/readme.txt", timeout=15)
+
+
+def ssh_login(lab: Topology, host: str, command: str) -> None:
+    """One SSH login with the right password, running ``command``."""
+    lab.run(host, "sshpass", "-p", PASSWORD, "ssh", "-o", "StrictHostKeyChecking=no", "-o",
+            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{USER}@{SERVER}", command, timeout=20)
+
+
 def ftp_passive(lab: Topology, actor: str, work: Path, short: bool) -> None:
     for _ in range(2 if short else 5):
-        lab.run(actor, "curl", "-s", "-o", "/dev/null", f"ftp://{USER}:{PASSWORD}@{SERVER}/readme.txt", timeout=15)
+        ftp_fetch(lab, actor, active=False)
 
 
 def ftp_active(lab: Topology, actor: str, work: Path, short: bool) -> None:
-    client = lab.hosts[actor].ip
     for _ in range(2 if short else 5):
-        lab.run(actor, "curl", "-s", "-o", "/dev/null", "--ftp-port", client,
-                f"ftp://{USER}:{PASSWORD}@{SERVER}/readme.txt", timeout=15)
+        ftp_fetch(lab, actor, active=True)
 
 
 def ssh_session(lab: Topology, actor: str, work: Path, short: bool) -> None:
     for _ in range(1 if short else 3):
-        lab.run(actor, "sshpass", "-p", PASSWORD, "ssh", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{USER}@{SERVER}", "ls -la /tmp; uptime",
-                timeout=20)
+        ssh_login(lab, actor, "ls -la /tmp; uptime")
 
 
 TELNET_SCRIPT = "telnet.exp"

@@ -21,11 +21,10 @@ import threading
 import time
 from pathlib import Path
 
-from phases import TELNET_SCRIPT, write_telnet_script
-from services import PAGES, PASSWORD, USER
+from phases import SERVER, TELNET_SCRIPT, ftp_fetch, ssh_login, write_telnet_script
+from services import PAGES
 from topology import SUBNET, Topology
 
-SERVER = f"{SUBNET}.10"
 USERS = range(21, 27)             # user21 ... user26
 THINK = 1.0                       # mean seconds between one user's actions
 NAMES = ["lab.test", "www.lab.test", "mail.lab.test", "nothere.lab.test"]
@@ -44,15 +43,11 @@ def _dns(lab: Topology, host: str, rng: random.Random, work: Path) -> None:
 
 
 def _ftp(lab: Topology, host: str, rng: random.Random, work: Path) -> None:
-    active = ["--ftp-port", lab.hosts[host].ip] if rng.random() < 0.5 else []
-    lab.run(host, "curl", "-s", "-o", "/dev/null", *active, f"ftp://{USER}:{PASSWORD}@{SERVER}/readme.txt",
-            timeout=15)
+    ftp_fetch(lab, host, active=rng.random() < 0.5)
 
 
 def _ssh(lab: Topology, host: str, rng: random.Random, work: Path) -> None:
-    lab.run(host, "sshpass", "-p", PASSWORD, "ssh", "-o", "StrictHostKeyChecking=no", "-o",
-            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{USER}@{SERVER}",
-            rng.choice(["uptime", "ls -la /tmp", "df -h; free -m", "id"]), timeout=20)
+    ssh_login(lab, host, rng.choice(["uptime", "ls -la /tmp", "df -h; free -m", "id"]))
 
 
 def _ping(lab: Topology, host: str, rng: random.Random, work: Path) -> None:
